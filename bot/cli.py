@@ -1,0 +1,200 @@
+"""Command line: ask, chat, index build, kb check, run and serve.
+
+With --json, stdout carries exactly one JSON line per reply and nothing else; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.engine import ConversationKey, Engine
+from bot.knowledge import KnowledgeError, check_knowledge
+from bot.render import render
+from bot.replies import Reply
+from bot.service import KnowledgeService
+from bot.storage import SQLiteStore
+from index.encoders import make_encoder
+
+log = logging.getLogger("bot")
+
+CONSOLE = ConversationKey("cli", "console", "local")
+
+
+@dataclass
+class App:
+    """The assembled bot: settings, live knowledge, store and engine."""
+
+    settings: Settings
+    service: KnowledgeService
+    store: SQLiteStore
+    engine: Engine
+
+
+def open_app(settings: Settings) -> App:
+    """Load the encoder and knowledge (or the last good build) and open the store."""
+    encoder = make_encoder(settings.encoder, settings.encoder_model)
+    service = KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder,
+                               settings.weights)
+    service.start()
+    store = SQLiteStore(settings.data_dir / "bot.sqlite")
+    return App(settings, service, store, Engine(service, store, settings))
+
+
+def reply_json(reply: Reply) -> str:
+    """Serialise a reply as the one-line JSON contract."""
+    return json.dumps({
+        "kind": reply.kind,
+        "text": render(reply, "text"),
+        "entry_id": reply.entry_id,
+        "options": [{"id": o.id, "label": o.label} for o in reply.options],
+        "score": round(float(reply.score), 4),
+    }, ensure_ascii=False)
+
+
+def _emit(reply: Reply, as_json: bool) -> None:
+    print(reply_json(reply) if as_json else render(reply, "text"), flush=True)
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    """Answer one message."""
+    app = open_app(settings)
+    _emit(app.engine.reply(CONSOLE, " ".join(args.text)), args.json)
+    return 0
+
+
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    """Reply to each line of stdin; a REPL with history when stdin is a terminal."""
+    app = open_app(settings)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401 - importing it gives input() line editing and history
+
+        print("小红书政策问答（输入问题，Ctrl-D 退出）", file=sys.stderr)
+    while True:
+        try:
+            line = input("你> ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not interactive and line == "":
+            break
+        _emit(app.engine.reply(CONSOLE, line.rstrip("\n")), args.json)
+        if interactive:
+            print()
+    return 0
+
+
+def cmd_index_build(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate the knowledge and build (or reuse) the index."""
+    encoder = make_encoder(settings.encoder, settings.encoder_model)
+    service = KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder,
+                               settings.weights)
+    try:
+        report = service.reload(force=args.force)
+    except KnowledgeError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("index not built: fix the errors above (the previous build keeps serving)",
+              file=sys.stderr)
+        return 1
+    print(f"index ready: {report.entries} entries, {report.embedded} texts embedded, "
+          f"{report.seconds:.2f}s ({settings.encoder})")
+    return 0
+
+
+def cmd_kb_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Print every problem in the knowledge files; exit 1 if any is an error."""
+    kb, problems = check_knowledge(settings.knowledge_dir)
+    for problem in problems:
+        print(problem)
+    errors = sum(1 for p in problems if p.severity == "error")
+    if kb is not None:
+        print(f"ok: {len(kb.entries)} entries, {len(kb.concepts)} concepts, "
+              f"{len(kb.aliases)} aliases, {len(problems)} warnings", file=sys.stderr)
+    else:
+        print(f"{errors} errors", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def configured_channels(env: dict[str, str]) -> list[str]:
+    """Name the channels whose credentials are present."""
+    channels = []
+    if env.get("TELEGRAM_BOT_TOKEN"):
+        channels.append("telegram")
+    if env.get("WECOM_BOT_TOKEN") or env.get("WECOM_APP_TOKEN"):
+        channels.append("wecom")
+    return channels
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the configured chat channels."""
+    channels = configured_channels(dict(os.environ))
+    if not channels:
+        print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
+              "(see README); `python -m bot chat` talks to the bot in the terminal",
+              file=sys.stderr)
+        return 2
+    print(f"channels {', '.join(channels)} are configured but not built into this version",
+          file=sys.stderr)
+    return 2
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the channels when credentials are set, else open the console chat."""
+    if configured_channels(dict(os.environ)):
+        return cmd_serve(settings, args)
+    args.json = False
+    return cmd_chat(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ask = sub.add_parser("ask", help="answer one message")
+    ask.add_argument("--json", action="store_true", help="one JSON line on stdout")
+    ask.add_argument("text", nargs="+")
+    ask.set_defaults(func=cmd_ask)
+    chat = sub.add_parser("chat", help="reply to each line of stdin")
+    chat.add_argument("--json", action="store_true", help="one JSON line per reply")
+    chat.set_defaults(func=cmd_chat)
+    index = sub.add_parser("index", help="index commands").add_subparsers(dest="action",
+                                                                          required=True)
+    build = index.add_parser("build", help="validate the knowledge and build the index")
+    build.add_argument("--force", action="store_true", help="rebuild even if a build matches")
+    build.set_defaults(func=cmd_index_build)
+    kb = sub.add_parser("kb", help="knowledge commands").add_subparsers(dest="action",
+                                                                       required=True)
+    kb.add_parser("check", help="validate the knowledge files").set_defaults(func=cmd_kb_check)
+    sub.add_parser("serve", help="serve the configured channels").set_defaults(func=cmd_serve)
+    sub.add_parser("run", help="serve, or chat in the console without credentials"
+                   ).set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("BOT_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    try:
+        settings = Settings.from_env()
+        return args.func(settings, args)
+    except KnowledgeError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("the knowledge has errors and there is no earlier build to serve", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        log.debug("command took %.3fs", time.perf_counter() - started)

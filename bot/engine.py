@@ -1,0 +1,306 @@
+"""The dialogue engine: one user message plus the conversation's state in, one reply out.
+
+It knows no platform: channels hand it a ConversationKey and the text, and render the Reply.
+It is synchronous and does no I/O but the store; channels call it off their event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from bot.config import Settings
+from bot.knowledge import Concept, Entry, Sense
+from bot.replies import NONE_OF_THESE, Option, Reply
+from bot.service import KnowledgeService, Snapshot
+from bot.storage import Conversation, Pending, Store, Unanswered
+from index.normalize import contains_any, has_meaning, strip_control
+from index.search import Hit
+
+log = logging.getLogger(__name__)
+
+NONE_LABEL = "都不是"
+_NONE_WORDS = {"都不是", "都不对", "以上都不是", "都没有", "不是", "none", "neither",
+               "none of these", "none of them"}
+_CN_DIGITS = {c: i for i, c in enumerate("一二三四五六七八九十", start=1)}
+_PICK = re.compile(r"^(?:第|选|选择)?\s*(\d{1,2}|[一二三四五六七八九十])\s*(?:个|项|条|号|\.|、)?$")
+_EDGE_PUNCT = " \t\r\n。，,.!！?？~～:：;；\"'“”‘’()（）[]【】"
+
+
+class ConversationKey(NamedTuple):
+    """Who is talking where: conversations never mix across channels, chats or users."""
+
+    channel: str
+    chat: str
+    user: str
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.chat}:{self.user}"
+
+
+@dataclass(frozen=True)
+class _ConceptView:
+    """A concept with its terms and cue words in normalised form."""
+
+    concept: Concept
+    terms: tuple[str, ...]
+    cues: tuple[tuple[Sense, tuple[str, ...]], ...]
+
+    def settle(self, text: str) -> Sense | None:
+        """Return the sense whose cue words the text uses most, if exactly one leads."""
+        counts = [(sum(1 for c in cues if c and c in text), sense) for sense, cues in self.cues]
+        best = max((n for n, _ in counts), default=0)
+        leaders = [sense for n, sense in counts if n == best]
+        return leaders[0] if best > 0 and len(leaders) == 1 else None
+
+
+class Engine:
+    """Turn messages into answers, clarifying questions or honest fallbacks."""
+
+    def __init__(self, service: KnowledgeService, store: Store, settings: Settings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.service = service
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self._views: tuple[Snapshot | None, list[_ConceptView]] = (None, [])
+
+    # ------------------------------------------------------------------ entry point
+
+    def reply(self, key: ConversationKey, text: str) -> Reply:
+        """Reply to one message in the conversation named by key."""
+        now = self.clock()
+        snap = self.service.current
+        lang = _language(text)
+        text = strip_control(text)
+        if not text:
+            return self._finish(key, None, now, _notice("empty", snap, lang))
+        if len(text) > self.settings.max_message_chars:
+            reply = _notice("too_long", snap, lang, chars=len(text),
+                            limit=self.settings.max_message_chars)
+            return self._finish(key, None, now, reply)
+        if not has_meaning(text):
+            return self._finish(key, None, now, _notice("no_text", snap, lang))
+        conv = self.store.load_conversation(str(key), now)
+        pending = conv.pending
+        if pending and now - pending.asked_at > self.settings.pending_ttl:
+            pending = conv.pending = None
+        if pending:
+            option = pick_option(pending.options, text, snap.normalizer)
+            if option is not None:
+                conv.pending = None
+                return self._finish(key, conv, now, self._resolve(key, pending, option, snap,
+                                                                   now, lang, conv))
+        conv.pending = None  # a new question replaces whatever was pending
+        return self._finish(key, conv, now, self._ask(key, conv, text, snap, now, lang))
+
+    # ------------------------------------------------------------------ a new question
+
+    def _ask(self, key: ConversationKey, conv: Conversation, text: str, snap: Snapshot,
+             now: float, lang: str) -> Reply:
+        norm = snap.normalizer(text)
+        query = snap.index.encoder.encode([norm], role="query")[0]
+        hits = snap.index.search_normalised(norm, query, None, top_k=5)
+        earlier = " ".join(conv.history[-self.settings.history_turns:])
+        conv.history = [*conv.history, norm][-self.settings.history_turns:]
+        th = self.settings.thresholds
+
+        for view in self._concept_views(snap):
+            if not contains_any(norm, view.terms):
+                continue
+            sense = view.settle(norm) or view.settle(earlier)
+            if sense is None:
+                top = hits[0] if hits else None
+                if top and top.key in view.concept.general and top.score >= th.answer + th.margin:
+                    return self._answer(snap, top, text, conv, now, lang)
+                return self._clarify_concept(view.concept, text, conv, now, lang)
+            in_sense = self._search_within(snap, norm, query, sense.entries)
+            if in_sense and in_sense[0].score >= th.sense_floor:
+                return self._answer(snap, in_sense[0], text, conv, now, lang)
+
+        if not hits or hits[0].score < th.answer:
+            return self._not_covered(key, text, hits, snap, conv, now, lang)
+        close = [h for h in hits[1:3] if hits[0].score - h.score < th.margin
+                 and h.score >= th.answer]
+        if close:
+            options = [_entry_option(snap.kb.entries[h.key]) for h in (hits[0], *close)]
+            return self._clarify(options, "candidates", None, text, conv, now, lang,
+                                 hits[0].score)
+        return self._answer(snap, hits[0], text, conv, now, lang)
+
+    def _search_within(self, snap: Snapshot, norm: str, query: np.ndarray,
+                       keys: Sequence[str]) -> list[Hit]:
+        return snap.index.search_normalised(norm, query, set(keys), top_k=3)
+
+    # ------------------------------------------------------------------ a pick
+
+    def _resolve(self, key: ConversationKey, pending: Pending, option: Option, snap: Snapshot,
+                 now: float, lang: str, conv: Conversation) -> Reply:
+        if option.id == NONE_OF_THESE:
+            self._log_unanswered(key, pending.question, now)
+            nearest = self._nearest(snap, pending.question, exclude={o.id for o in
+                                                                     pending.options})
+            return Reply("fallback", reason="none_of_these", options=nearest,
+                         message=_ui(lang, "none_of_these"), extra={"lang": lang})
+        if pending.kind == "concept":
+            concept = next((c for c in snap.kb.concepts if c.id == pending.concept), None)
+            sense = next((s for s in concept.senses if f"{concept.id}.{s.id}" == option.id),
+                         None) if concept else None
+            if sense is not None:
+                # Remember the choice: later questions in this conversation use its sense.
+                conv.history = [*conv.history, snap.normalizer(sense.label)]
+                norm = snap.normalizer(pending.question)
+                query = snap.index.encoder.encode([norm], role="query")[0]
+                hits = self._search_within(snap, norm, query, sense.entries)
+                if hits:
+                    return self._answer(snap, hits[0], pending.question, conv, now, lang)
+        entry = snap.kb.entries.get(option.id)
+        if entry is not None:
+            return self._answer(snap, Hit(entry.id, 1.0, 1.0, 1.0), pending.question, conv,
+                                now, lang)
+        # The knowledge was reloaded and the option is gone: treat it as a new question.
+        return self._ask(key, conv, pending.question, snap, now, lang)
+
+    # ------------------------------------------------------------------ reply builders
+
+    def _answer(self, snap: Snapshot, hit: Hit, question: str, conv: Conversation, now: float,
+                lang: str) -> Reply:
+        entry = snap.kb.entries[hit.key]
+        related = tuple(_entry_option(snap.kb.entries[r]) for r in entry.related[:3]
+                        if r in snap.kb.entries)
+        if related:
+            conv.pending = Pending("suggest", question, list(related), None, now)
+        return Reply("answer", score=hit.score, entry=entry, options=related,
+                     extra={"lang": lang})
+
+    def _clarify_concept(self, concept: Concept, question: str, conv: Conversation, now: float,
+                         lang: str) -> Reply:
+        options = [Option(f"{concept.id}.{s.id}", s.label) for s in concept.senses]
+        return self._clarify(options, "concept", concept, question, conv, now, lang, 0.0)
+
+    def _clarify(self, options: list[Option], kind: str, concept: Concept | None, question: str,
+                 conv: Conversation, now: float, lang: str, score: float) -> Reply:
+        options = [*options, Option(NONE_OF_THESE, NONE_LABEL)]
+        conv.pending = Pending(kind, question, options, concept.id if concept else None, now)
+        message = concept.question if concept else _ui(lang, "which_one")
+        return Reply("clarify", score=score, message=message, options=tuple(options),
+                     extra={"lang": lang})
+
+    def _not_covered(self, key: ConversationKey, text: str, hits: list[Hit], snap: Snapshot,
+                     conv: Conversation, now: float, lang: str) -> Reply:
+        self._log_unanswered(key, text, now)
+        floor = self.settings.thresholds.suggest_floor
+        nearest = tuple(_entry_option(snap.kb.entries[h.key]) for h in hits[:3]
+                        if h.score >= floor)
+        if nearest:
+            conv.pending = Pending("suggest", text, list(nearest), None, now)
+        return Reply("fallback", score=hits[0].score if hits else 0.0, reason="not_covered",
+                     message=_ui(lang, "not_covered"), options=nearest, extra={"lang": lang})
+
+    def _nearest(self, snap: Snapshot, question: str, exclude: set[str]) -> tuple[Option, ...]:
+        hits = snap.index.search(question, top_k=6)
+        floor = self.settings.thresholds.suggest_floor
+        picks = [h for h in hits if h.key not in exclude and h.score >= floor][:3]
+        return tuple(_entry_option(snap.kb.entries[h.key]) for h in picks)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _finish(self, key: ConversationKey, conv: Conversation | None, now: float,
+                reply: Reply) -> Reply:
+        if conv is not None:
+            self.store.save_conversation(str(key), conv, now + self.settings.pending_ttl)
+        self.store.log_reply(now, key.channel, reply.kind, reply.entry_id, reply.score)
+        return reply
+
+    def _log_unanswered(self, key: ConversationKey, text: str, now: float) -> None:
+        self.store.log_unanswered(Unanswered(now, key.channel, key.chat, key.user, text))
+
+    def _concept_views(self, snap: Snapshot) -> list[_ConceptView]:
+        if self._views[0] is not snap:
+            n = snap.normalizer
+            views = [
+                _ConceptView(c, tuple(n(t) for t in c.terms),
+                             tuple((s, tuple(n(cue) for cue in s.cues)) for s in c.senses))
+                for c in snap.kb.concepts
+            ]
+            self._views = (snap, views)
+        return self._views[1]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def pick_option(options: Sequence[Option], text: str,
+                normalize: Callable[[str], str]) -> Option | None:
+    """Return the option text picks: by number (1, ２, 第2个, 二), by id, or by label."""
+    raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
+    match = _PICK.match(raw)
+    if match:
+        token = match.group(1)
+        number = int(token) if token.isdigit() else _CN_DIGITS[token]
+        return options[number - 1] if 1 <= number <= len(options) else None
+    for option in options:
+        if raw == option.id.lower():
+            return option
+    wanted = normalize(raw).strip(_EDGE_PUNCT)
+    for option in options:
+        if wanted and wanted == normalize(option.label).strip(_EDGE_PUNCT):
+            return option
+    if raw in _NONE_WORDS:
+        return next((o for o in options if o.id == NONE_OF_THESE), None)
+    return None
+
+
+def _entry_option(entry: Entry) -> Option:
+    return Option(entry.id, entry.title)
+
+
+def _language(text: str) -> str:
+    """Return "en" for a message written in Latin letters without Chinese, else "zh"."""
+    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    return "en" if latin >= 3 and han == 0 else "zh"
+
+
+_UI = {
+    "zh": {
+        "which_one": "你问的是下面哪一个？",
+        "not_covered": "抱歉，知识库里还没有能可靠回答这个问题的内容，我不想猜。这个问题已记录，"
+                       "维护者会补充。",
+        "none_of_these": "好的，那我暂时回答不了，这个问题已记录，维护者会补充。",
+        "empty": "请直接发送你的问题，例如：{examples}",
+        "no_text": "没有看到文字内容。请用文字描述你的问题，例如：{examples}",
+        "too_long": "你的消息有 {chars} 字，超过了 {limit} 字的上限。请用一两句话说清你想问的"
+                    "问题，例如：{examples}",
+    },
+    "en": {
+        "which_one": "Which of these do you mean?",
+        "not_covered": "Sorry, the knowledge base has nothing I can answer this from reliably, "
+                       "and I won't guess. The question has been logged for the maintainers.",
+        "none_of_these": "All right, I can't answer that yet; the question has been logged.",
+        "empty": "Please send your question, for example: {examples}",
+        "no_text": "I see no words in that message. Please type your question, for example: "
+                   "{examples}",
+        "too_long": "Your message has {chars} characters, more than the {limit} I accept. "
+                    "Please ask in a sentence or two, for example: {examples}",
+    },
+}
+
+
+def _ui(lang: str, key: str, **values: object) -> str:
+    return _UI.get(lang, _UI["zh"])[key].format(**values)
+
+
+def _notice(reason: str, snap: Snapshot, lang: str, **values: object) -> Reply:
+    """Build the fallback for a message that is not a question at all (empty, too long...)."""
+    titles = [e.title for e in list(snap.kb.entries.values())[:3]]
+    examples = "；".join(titles) if lang == "zh" else "; ".join(titles)
+    message = _ui(lang, reason, examples=examples, **values)
+    return Reply("fallback", reason=reason, message=message, extra={"lang": lang})

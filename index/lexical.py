@@ -1,0 +1,92 @@
+"""BM25 over Chinese character unigrams and bigrams (and Latin words), as pure functions.
+
+A general-purpose tokenizer keeps a whole Chinese sentence as one token, so nothing would
+ever match; character n-grams need no dictionary, survive unknown platform jargon and keep
+partial credit when one character of a term is mistyped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_RUNS = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+(?:[.'][a-z0-9]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split normalised text into CJK unigrams and bigrams and Latin/digit words."""
+    tokens: list[str] = []
+    for run in _RUNS.findall(text):
+        if "\u4e00" <= run[0] <= "\u9fff":
+            tokens.extend(run)
+            tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
+        else:
+            tokens.append(run)
+    return tokens
+
+
+@dataclass(frozen=True)
+class Bm25Index:
+    """Per-term postings with precomputed BM25 document weights."""
+
+    vocab: dict[str, int]
+    doc_ids: list[np.ndarray]
+    weights: list[np.ndarray]
+    idf: np.ndarray
+    unseen_idf: float
+    n_docs: int
+
+
+def build_bm25(docs: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> Bm25Index:
+    """Index tokenised documents for BM25 scoring."""
+    n = len(docs)
+    lengths = np.array([len(d) for d in docs], dtype=np.float32)
+    avg = float(lengths.mean()) if n and lengths.sum() else 1.0
+    vocab: dict[str, int] = {}
+    postings: list[list[tuple[int, int]]] = []
+    for doc_id, doc in enumerate(docs):
+        for term, tf in Counter(doc).items():
+            tid = vocab.setdefault(term, len(vocab))
+            if tid == len(postings):
+                postings.append([])
+            postings[tid].append((doc_id, tf))
+    df = np.array([len(p) for p in postings], dtype=np.float32)
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    doc_ids, weights = [], []
+    for tid, plist in enumerate(postings):
+        ids = np.array([d for d, _ in plist], dtype=np.int64)
+        tf = np.array([t for _, t in plist], dtype=np.float32)
+        norm = k1 * (1.0 - b + b * lengths[ids] / avg)
+        doc_ids.append(ids)
+        weights.append(idf[tid] * tf * (k1 + 1.0) / (tf + norm))
+    unseen = float(math.log(1.0 + (n + 0.5) / 0.5))
+    return Bm25Index(vocab, doc_ids, weights, idf, unseen, n)
+
+
+def bm25_scores(index: Bm25Index, query: Sequence[str]) -> np.ndarray:
+    """Score every document against a tokenised query, scaled into [0, 1].
+
+    The raw BM25 sum is divided by what a document matching each distinct query term once,
+    at average length, would get (the sum of the terms' idf). Terms the index has never seen
+    count in that sum with the highest idf, so a query made mostly of words foreign to the
+    knowledge scores low however well its one common word matches. The result is comparable
+    across queries, which a fallback threshold needs.
+    """
+    scores = np.zeros(index.n_docs, dtype=np.float32)
+    terms = set(query)
+    if not terms or not index.n_docs:
+        return scores
+    ceiling = 0.0
+    for term in terms:
+        tid = index.vocab.get(term)
+        if tid is None:
+            ceiling += index.unseen_idf
+            continue
+        ceiling += float(index.idf[tid])
+        scores[index.doc_ids[tid]] += index.weights[tid]  # ids are unique within a posting
+    return np.minimum(scores / max(ceiling, 1e-9), 1.0)

@@ -1,0 +1,115 @@
+"""Text normalisation shared by entries and queries, so both sides meet in one form."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import opencc
+from pypinyin import Style, pinyin
+
+_T2S = opencc.OpenCC("t2s")
+# Control and format characters (C*) carry no meaning in a question; newlines become spaces.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_SPACES = re.compile(r"\s+")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def strip_control(text: str) -> str:
+    """Remove control characters and collapse white space."""
+    return _SPACES.sub(" ", _CONTROL.sub("", text)).strip()
+
+
+def has_meaning(text: str) -> bool:
+    """Tell whether text holds at least one letter, digit or Chinese character."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
+@lru_cache(maxsize=8192)
+def _readings(char: str) -> frozenset[str]:
+    """Return every toneless pinyin reading of one Chinese character."""
+    return frozenset(pinyin(char, style=Style.NORMAL, heteronym=True)[0])
+
+
+@lru_cache(maxsize=4096)
+def _default_reading(char: str) -> str:
+    return pinyin(char, style=Style.NORMAL)[0][0]
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Fold a text into the canonical form used for indexing and matching.
+
+    Steps, in order: NFKC (full-width to half-width), traditional to simplified, lower case,
+    alias replacement (longest alias first), then homophone repair of canonical terms: a run
+    of Chinese characters that reads exactly like a term in toneless pinyin (耗电一体 ~ 号店一体)
+    is replaced by the term. Only terms of two or more characters are repaired, because
+    one-character homophones are everywhere.
+    """
+
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    terms: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        folded = {_fold(k): _fold(v) for k, v in self.aliases.items() if _fold(k)}
+        pattern = "|".join(re.escape(k) for k in sorted(folded, key=len, reverse=True))
+        object.__setattr__(self, "_alias_map", folded)
+        object.__setattr__(self, "_alias_re", re.compile(pattern) if pattern else None)
+        # length -> first syllable -> [(syllables, term)]: a window is checked only against
+        # terms of its length whose first syllable its first character can be read as.
+        by_sound: dict[int, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
+        for term in sorted({_fold(t) for t in self.terms}):
+            if len(term) >= 2 and all(_HAN.match(c) for c in term):
+                sound = tuple(_default_reading(c) for c in term)
+                by_sound.setdefault(len(term), {}).setdefault(sound[0], []).append((sound, term))
+        object.__setattr__(self, "_by_sound", by_sound)
+        object.__setattr__(self, "_lengths", sorted(by_sound, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        """Return the normalised form of text."""
+        text = _fold(strip_control(text))
+        if self._alias_re is not None:
+            text = self._alias_re.sub(lambda m: self._alias_map[m.group(0)], text)
+        return self._repair_homophones(text)
+
+    def _repair_homophones(self, text: str) -> str:
+        if not self._by_sound:
+            return text
+        out: list[str] = []
+        i = 0
+        while i < len(text):
+            hit = self._term_at(text, i)
+            if hit:
+                out.append(hit)
+                i += len(hit)
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+    def _term_at(self, text: str, i: int) -> str | None:
+        # Longest term first, so 号店一体 wins over a shorter term inside it.
+        if not _HAN.match(text[i]):
+            return None
+        for length in self._lengths:
+            window = text[i : i + length]
+            if len(window) < length or not all(_HAN.match(c) for c in window):
+                continue
+            by_first = self._by_sound[length]
+            for first in _readings(window[0]):
+                for sound, term in by_first.get(first, ()):
+                    if all(s in _readings(c) for s, c in zip(sound, window, strict=True)):
+                        return term
+        return None
+
+
+def _fold(text: str) -> str:
+    return _T2S.convert(unicodedata.normalize("NFKC", text)).lower()
+
+
+def contains_any(text: str, words: Iterable[str]) -> bool:
+    """Tell whether any of words occurs in text (both already normalised)."""
+    return any(w and w in text for w in words)

@@ -1,0 +1,192 @@
+"""The hybrid search index: build or reuse a persisted build, then search it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from index.dense import background_similarity, best_per_owner, build_faiss, rescale
+from index.encoders import Encoder
+from index.fusion import FusionWeights, fuse
+from index.lexical import Bm25Index, bm25_scores, build_bm25, tokenize
+from index.normalize import Normalizer
+from index.persist import EmbeddingCache, current_build, load_arrays, read_manifest, write_build
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Document:
+    """What the index knows of one entry: its questions (title first) and its answer text."""
+
+    key: str
+    questions: tuple[str, ...]
+    passage: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One entry's scores for a query; score is the fused one."""
+
+    key: str
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did: whether it reused a persisted build, and what it embedded."""
+
+    reused: bool
+    embedded: int
+    seconds: float
+    build_dir: Path | None
+
+
+@dataclass
+class SearchIndex:
+    """Dense and lexical channels over the same documents, fused per entry."""
+
+    keys: list[str]
+    normalizer: Normalizer
+    encoder: Encoder
+    faiss_index: faiss.Index
+    owners: np.ndarray
+    floor: float
+    bm25_questions: Bm25Index
+    bm25_answers: Bm25Index
+    weights: FusionWeights = field(default_factory=FusionWeights)
+
+    def search(self, text: str, restrict: set[str] | None = None, top_k: int = 5) -> list[Hit]:
+        """Return the best entries for text, best first; restrict limits them to some keys."""
+        normalised = self.normalizer(text)
+        if not normalised or not self.keys:
+            return []
+        query = self.encoder.encode([normalised], role="query")[0]
+        return self.search_normalised(normalised, query, restrict, top_k)
+
+    def search_normalised(
+        self, normalised: str, query: np.ndarray, restrict: set[str] | None, top_k: int
+    ) -> list[Hit]:
+        """Search with a query already normalised and encoded."""
+        n = len(self.keys)
+        dense = rescale(best_per_owner(self.faiss_index, query, self.owners, n), self.floor)
+        tokens = tokenize(normalised)
+        lex_q = bm25_scores(self.bm25_questions, tokens)
+        lex_a = bm25_scores(self.bm25_answers, tokens)
+        fused = fuse(dense, lex_q, lex_a, self.weights)
+        lexical = np.maximum(lex_q, self.weights.answer_text * lex_a)
+        order = np.argsort(-fused, kind="stable")
+        hits: list[Hit] = []
+        for i in order:
+            key = self.keys[i]
+            if restrict is not None and key not in restrict:
+                continue
+            hits.append(Hit(key, float(fused[i]), float(dense[i]), float(lexical[i])))
+            if len(hits) == top_k:
+                break
+        return hits
+
+
+def knowledge_hash(docs: Sequence[Document], normalizer: Normalizer) -> str:
+    """Hash what the index is built from, in normalised form (so alias edits count too)."""
+    payload = [[d.key, [normalizer(q) for q in d.questions], normalizer(d.passage)] for d in docs]
+    data = json.dumps([FORMAT_VERSION, payload], ensure_ascii=False).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_index(
+    docs: Sequence[Document],
+    normalizer: Normalizer,
+    encoder: Encoder,
+    root: Path | None,
+    weights: FusionWeights | None = None,
+    extra: Mapping[str, bytes] | None = None,
+    force: bool = False,
+) -> tuple[SearchIndex, BuildReport]:
+    """Reuse the persisted build when its manifest matches, else build, persist and swap in.
+
+    root None keeps everything in memory. extra files are stored with a new build.
+    """
+    started = time.perf_counter()
+    weights = weights or FusionWeights()
+    digest = knowledge_hash(docs, normalizer)
+    wanted = {
+        "format": FORMAT_VERSION,
+        "encoder": encoder.name,
+        "model": encoder.model,
+        "dim": encoder.dim,
+        "knowledge_hash": digest,
+    }
+    lexical = _build_lexical(docs, normalizer)
+    keys = [d.key for d in docs]
+    build = current_build(root) if root is not None and not force else None
+    if build is not None:
+        manifest = read_manifest(build)
+        if all(manifest.get(k) == v for k, v in wanted.items()):
+            vectors, owners, index = load_arrays(build)
+            floor = float(manifest["floor"])
+            search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights)
+            report = BuildReport(True, 0, time.perf_counter() - started, build)
+            return search, report
+        log.info("index build %s does not match the knowledge or encoder; rebuilding", build.name)
+    vectors, owners, embedded = _embed(docs, normalizer, encoder, root)
+    index = build_faiss(vectors)
+    floor = background_similarity(vectors, owners)
+    build_dir = None
+    if root is not None:
+        manifest = {
+            **wanted,
+            "floor": floor,
+            "entries": len(docs),
+            "vectors": len(vectors),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        build_dir = write_build(root, manifest, vectors, owners, index, extra or {})
+    search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights)
+    return search, BuildReport(False, embedded, time.perf_counter() - started, build_dir)
+
+
+def _embed(
+    docs: Sequence[Document], normalizer: Normalizer, encoder: Encoder, root: Path | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    texts: list[str] = []
+    owners: list[int] = []
+    for i, doc in enumerate(docs):
+        for question in dict.fromkeys(normalizer(q) for q in doc.questions):
+            if question:
+                texts.append(question)
+                owners.append(i)
+
+    def encode(batch: list[str]) -> np.ndarray:
+        return encoder.encode(batch, role="query")
+
+    owner_arr = np.array(owners, dtype=np.int64)
+    if root is None:
+        return encode(texts), owner_arr, len(texts)
+    cache = EmbeddingCache(root / "embeddings.sqlite")
+    try:
+        namespace = f"{encoder.name}|{encoder.model}|query"
+        vectors, embedded = cache.embed(texts, namespace, encoder.dim, encode)
+    finally:
+        cache.close()
+    return vectors, owner_arr, embedded
+
+
+def _build_lexical(
+    docs: Sequence[Document], normalizer: Normalizer
+) -> tuple[Bm25Index, Bm25Index]:
+    questions = [tokenize(" ".join(normalizer(q) for q in d.questions)) for d in docs]
+    answers = [tokenize(normalizer(d.passage)) for d in docs]
+    return build_bm25(questions), build_bm25(answers)

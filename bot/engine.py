@@ -52,6 +52,7 @@ class _ConceptView:
     concept: Concept
     terms: tuple[str, ...]
     cues: tuple[tuple[Sense, tuple[str, ...]], ...]
+    general_cues: tuple[str, ...]
 
     def settle(self, text: str) -> Sense | None:
         """Return the sense whose cue words the text uses most, if exactly one leads."""
@@ -117,8 +118,10 @@ class Engine:
                 continue
             sense = view.settle(norm) or view.settle(earlier)
             if sense is None:
+                # A question about the term itself ("个体店是什么意思") has an answer of its own.
                 top = hits[0] if hits else None
-                if top and top.key in view.concept.general and top.score >= th.answer + th.margin:
+                if (top and top.key in view.concept.general and top.score >= th.answer
+                        and contains_any(norm, view.general_cues)):
                     return self._answer(snap, top, text, conv, now, lang)
                 return self._clarify_concept(view.concept, text, conv, now, lang)
             in_sense = self._search_within(snap, norm, query, sense.entries)
@@ -227,7 +230,8 @@ class Engine:
             n = snap.normalizer
             views = [
                 _ConceptView(c, tuple(n(t) for t in c.terms),
-                             tuple((s, tuple(n(cue) for cue in s.cues)) for s in c.senses))
+                             tuple((s, tuple(n(cue) for cue in s.cues)) for s in c.senses),
+                             tuple(n(cue) for cue in c.general_cues))
                 for c in snap.kb.concepts
             ]
             self._views = (snap, views)
@@ -300,7 +304,10 @@ def _ui(lang: str, key: str, **values: object) -> str:
 
 def _notice(reason: str, snap: Snapshot, lang: str, **values: object) -> Reply:
     """Build the fallback for a message that is not a question at all (empty, too long...)."""
-    titles = [e.title for e in list(snap.kb.entries.values())[:3]]
+    # The terms sellers most often misunderstand make the best examples.
+    general = [c.general[0] for c in snap.kb.concepts if c.general]
+    keys = general[:3] or list(snap.kb.entries)[:3]
+    titles = [snap.kb.entries[k].title for k in keys]
     examples = "；".join(titles) if lang == "zh" else "; ".join(titles)
     message = _ui(lang, reason, examples=examples, **values)
     return Reply("fallback", reason=reason, message=message, extra={"lang": lang})

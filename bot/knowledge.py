@@ -40,6 +40,9 @@ MIN_QUESTIONS = 3
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _UNDATED = {"undated", "未注明", "不详"}
+# Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
+DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
+                        "有哪些", "哪些", "定义", "一回事", "承认", "分别")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class Concept:
     question: str
     senses: tuple[Sense, ...]
     general: tuple[str, ...] = ()
+    general_cues: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class KnowledgeBase:
                     for s in c["senses"]
                 ),
                 general=tuple(c["general"]),
+                general_cues=tuple(c.get("general_cues", ())),
             )
             for c in data["concepts"]
         )
@@ -370,8 +375,10 @@ def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Conce
         term = _as_text(item["term"])
         terms = (term, *(_as_text(t) for t in item.get("terms") or []))
         general = tuple(_string_list(item.get("general"), rel, line, problems, offset=0))
+        general_cues = tuple(_as_text(c) for c in item.get("general_cues") or DEFAULT_GENERAL_CUES)
         concepts.append(Concept(_as_text(item["id"]), term, tuple(dict.fromkeys(terms)),
-                                _as_text(item["question"]), tuple(senses), general))
+                                _as_text(item["question"]), tuple(senses), general,
+                                general_cues))
     return concepts
 
 

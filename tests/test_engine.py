@@ -1,0 +1,183 @@
+"""The dialogue engine over the real knowledge and the real encoder."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, Thresholds
+from bot.engine import ConversationKey, Engine, pick_option
+from bot.render import render
+from bot.replies import NONE_OF_THESE, Option
+from bot.service import KnowledgeService
+from bot.storage import SQLiteStore
+
+
+def test_ambiguous_term_asks_back_with_both_senses_and_none(engine: Engine, key) -> None:
+    reply = engine.reply(key, "个体店怎么开")
+    assert reply.kind == "clarify"
+    assert [o.id for o in reply.options] == ["getidian.personal", "getidian.enterprise",
+                                             NONE_OF_THESE]
+    text = render(reply)
+    assert "个人账号" in text and "企业专业号" in text and "都不是" in text
+
+
+@pytest.mark.parametrize(("pick", "entry"), [
+    ("2", "getidian-enterprise"),
+    ("第1个", "getidian-personal"),
+    ("getidian.enterprise", "getidian-enterprise"),
+    ("个人账号（非专业号）绑定个体户营业执照开的店", "getidian-personal"),
+    ("二", "getidian-enterprise"),
+])
+def test_pick_by_number_id_or_label(engine: Engine, key, pick: str, entry: str) -> None:
+    assert engine.reply(key, "个体店怎么开").kind == "clarify"
+    reply = engine.reply(key, pick)
+    assert (reply.kind, reply.entry_id) == ("answer", entry)
+
+
+def test_cue_words_settle_the_sense_without_asking(engine: Engine, key) -> None:
+    reply = engine.reply(key, "个体户执照能认证企业专业号开个体店吗")
+    assert (reply.kind, reply.entry_id) == ("answer", "getidian-enterprise")
+
+
+def test_cue_words_earlier_in_the_conversation_count(engine: Engine, key) -> None:
+    engine.reply(key, "我用的是个人账号")
+    reply = engine.reply(key, "个体店怎么开")
+    assert (reply.kind, reply.entry_id) == ("answer", "getidian-personal")
+
+
+def test_question_about_the_term_itself_is_answered(engine: Engine, key) -> None:
+    reply = engine.reply(key, "个体店是什么意思")
+    assert (reply.kind, reply.entry_id) == ("answer", "getidian-meanings")
+
+
+def test_vague_xianliu_and_touliu_ask_back(engine: Engine, key) -> None:
+    assert engine.reply(key, "我被限流了").kind == "clarify"
+    assert engine.reply(key, "怎么投流").kind == "clarify"
+
+
+def _write_entry(root: Path, entry_id: str, title: str, questions: list[str]) -> None:
+    lines = "".join(f"  - {q}\n" for q in questions)
+    (root / "entries" / f"{entry_id}.md").write_text(
+        f"---\nid: {entry_id}\ntitle: {title}\nquestions:\n{lines}topic: 测试\n"
+        "basis: 从业者经验\nsources:\n  - ref: test\n    date: 2025\nas_of: 2025\n---\n"
+        f"{title}的答案。\n", encoding="utf-8")
+
+
+def test_close_candidates_are_offered_as_a_choice(encoder, tmp_path: Path, clock) -> None:
+    root = tmp_path / "kb"
+    (root / "entries").mkdir(parents=True)
+    _write_entry(root, "refund-how", "薯条订单怎么退款？", ["薯条怎么退款", "薯条退款流程",
+                                                          "投薯条的钱怎么退"])
+    _write_entry(root, "refund-when", "薯条退款多久到账？", ["薯条退款几天到账",
+                                                            "薯条退款什么时候到", "薯条退钱慢"])
+    _write_entry(root, "zhike", "直客是什么？", ["直客是干嘛的", "直客是官方的吗", "直客KPI"])
+    service = KnowledgeService(root, tmp_path / "var", encoder)
+    service.start()
+    settings = Settings(thresholds=Thresholds(margin=0.08))
+    engine = Engine(service, SQLiteStore(tmp_path / "s.sqlite"), settings, clock=clock)
+    key = ConversationKey("test", "c", "u")
+    hits = service.current.index.search("薯条退款")
+    assert hits[0].score - hits[1].score < settings.thresholds.margin, hits[:2]
+    reply = engine.reply(key, "薯条退款")
+    assert reply.kind == "clarify"
+    assert [o.id for o in reply.options] in (["refund-how", "refund-when", NONE_OF_THESE],
+                                             ["refund-when", "refund-how", NONE_OF_THESE])
+    assert engine.reply(key, "refund-when").entry_id == "refund-when"
+    # A clear question about one of them is answered directly.
+    assert engine.reply(key, "直客是干嘛的").entry_id == "zhike"
+
+
+def test_none_of_these_falls_back_and_logs(engine: Engine, key) -> None:
+    engine.reply(key, "个体店怎么开")
+    reply = engine.reply(key, "都不是")
+    assert reply.kind == "fallback" and reply.reason == "none_of_these"
+    logged = engine.store.latest_unanswered(5)
+    assert [u.text for u in logged] == ["个体店怎么开"]
+
+
+def test_unrelated_question_falls_back_and_is_logged(engine: Engine, key) -> None:
+    reply = engine.reply(key, "红烧肉怎么做才好吃")
+    assert reply.kind == "fallback" and reply.reason == "not_covered"
+    assert "帮助与客服" in render(reply)
+    assert engine.store.latest_unanswered(1)[0].text == "红烧肉怎么做才好吃"
+
+
+def test_pending_question_expires(engine: Engine, key, clock) -> None:
+    engine.reply(key, "个体店怎么开")
+    clock.now += engine.settings.pending_ttl + 1
+    reply = engine.reply(key, "2")
+    assert reply.kind != "answer" or reply.entry_id != "getidian-enterprise"
+
+
+def test_new_question_replaces_the_pending_one(engine: Engine, key) -> None:
+    engine.reply(key, "个体店怎么开")
+    assert engine.reply(key, "直客是什么").entry_id == "zhike-what"
+    reply = engine.reply(key, "2")  # now picks among zhike-what's related questions
+    assert reply.entry_id != "getidian-enterprise"
+
+
+def test_conversations_do_not_share_pending_questions(engine: Engine) -> None:
+    alice = ConversationKey("test", "group", "alice")
+    bob = ConversationKey("test", "group", "bob")
+    assert engine.reply(alice, "个体店怎么开").kind == "clarify"
+    assert engine.reply(bob, "2").kind == "fallback"
+    assert engine.reply(alice, "2").entry_id == "getidian-enterprise"
+
+
+def test_answer_carries_basis_date_sources_and_related(engine: Engine, key) -> None:
+    reply = engine.reply(key, "薯条能带货吗")
+    assert reply.entry_id == "shutiao-what"
+    text = render(reply)
+    assert "内容加热" in text and "聚光" in text and "千帆" in render(engine.reply(key, "1"))
+    assert "依据：媒体报道" in text and "信息截至 2025" in text and "cqxiaohongshu.com" in text
+    assert 1 <= len(reply.options) <= 3
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "empty"),
+    ("   \n\t ", "empty"),
+    ("薯" * 10_000, "too_long"),
+    ("😀😀😀🙏", "no_text"),
+    ("？？！！。。…", "no_text"),
+    ("\x00\x01\x02\x07\u200b", "empty"),
+])
+def test_bad_input_gets_a_sensible_reply(engine: Engine, key, text: str, reason: str) -> None:
+    reply = engine.reply(key, text)
+    assert reply.kind == "fallback" and reply.reason == reason
+    assert render(reply)
+
+
+def test_english_message_gets_an_english_frame(engine: Engine, key) -> None:
+    reply = engine.reply(key, "what is the weather like in Paris")
+    assert reply.kind == "fallback"
+    assert render(reply).startswith("Sorry")
+
+
+def test_pick_option_rules() -> None:
+    options = [Option("a", "薯条加热"), Option("b", "聚光广告"), Option(NONE_OF_THESE, "都不是")]
+    same = str
+    assert pick_option(options, "２", same).id == "b"
+    assert pick_option(options, "选1", same).id == "a"
+    assert pick_option(options, "聚光广告。", same).id == "b"
+    assert pick_option(options, "以上都不是", same).id == NONE_OF_THESE
+    assert pick_option(options, "7", same) is None
+    assert pick_option(options, "聚光广告怎么投", same) is None
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
+    from bot.storage import Conversation, Pending, Unanswered
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    conv = Conversation(Pending("concept", "个体店", [Option("x", "y")], "getidian", 5.0),
+                        ["个体店"])
+    store.save_conversation("k", conv, expires=100.0)
+    assert store.load_conversation("k", now=50.0) == conv
+    assert store.load_conversation("k", now=100.0) == Conversation()
+    store.log_unanswered(Unanswered(1.0, "cli", "c", "u", "问题一"))
+    store.log_unanswered(Unanswered(2.0, "cli", "c", "u", "问题二"))
+    assert [u.text for u in store.latest_unanswered(1)] == ["问题二"]
+    store.log_reply(3.0, "cli", "answer", "zhike-what", 0.9)
+    store.log_reply(4.0, "cli", "fallback", None, 0.1)
+    assert store.reply_counts(since=3.5) == {"fallback": 1}
+    store.record_feedback(5.0, "cli", "u", "zhike-what", True)
+    store.close()

@@ -1,0 +1,133 @@
+"""The knowledge loader: the real base is valid, and every kind of mistake names file:line."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.knowledge import BASIS_LABELS, KnowledgeError, check_knowledge, load_knowledge
+from tests.conftest import KNOWLEDGE
+
+
+def test_real_knowledge_is_valid_and_covers_the_design_card() -> None:
+    kb, problems = check_knowledge(KNOWLEDGE)
+    assert kb is not None, problems
+    assert not [p for p in problems if p.severity == "error"]
+    assert len(kb.entries) >= 20
+    for entry in kb.entries.values():
+        assert len(entry.questions) >= 3
+        assert entry.basis in BASIS_LABELS and entry.sources and entry.as_of
+    concepts = {c.term for c in kb.concepts}
+    assert {"个体店", "限流", "投流", "引流"} <= concepts
+    getidian = next(c for c in kb.concepts if c.term == "个体店")
+    assert len(getidian.senses) == 2
+    text = " ".join(e.answer for e in kb.entries.values())
+    for term in ("内容加热", "聚光", "千帆", "直客", "号店一体", "号店分离", "引流款", "私域"):
+        assert term in text
+
+
+def _entry(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _errors(root: Path) -> list[str]:
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(root)
+    return [str(p) for p in info.value.problems]
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def test_duplicate_id_names_both_places(knowledge_copy: Path) -> None:
+    original = knowledge_copy / "entries/tools/shutiao-what.md"
+    copy = knowledge_copy / "entries/tools/zz-copy.md"
+    text = _entry(original).replace("title: 薯条是什么？投薯条能带货吗？", "title: 另一个标题")
+    for q in ("薯条能带货吗", "投薯条能提高销量吗", "薯条是投流工具吗", "薯条能投什么目标",
+              "投了薯条为什么没人下单"):
+        text = text.replace(f"  - {q}\n", f"  - {q}（副本）\n")
+    copy.write_text(text, encoding="utf-8")
+    errors = _errors(knowledge_copy)
+    assert any(e.startswith("knowledge/entries/tools/zz-copy.md:2: duplicate id 'shutiao-what'")
+               and "shutiao-what.md:2" in e for e in errors), errors
+
+
+def test_unknown_related_entry(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_text(_entry(path).replace("related: [zhike-daitou", "related: [no-such-entry"),
+                    encoding="utf-8")
+    line = _line_of(path, "no-such-entry")
+    assert (f"knowledge/entries/zhike/zhike-what.md:{line}: related entry 'no-such-entry' "
+            "does not exist") in _errors(knowledge_copy)
+
+
+def test_missing_field_and_empty_answer(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-daitou.md"
+    head, _, _ = _entry(path).partition("\n---\n")
+    path.write_text(head.replace("topic: 直客与代投\n", "") + "\n---\n\n", encoding="utf-8")
+    errors = _errors(knowledge_copy)
+    assert any(e.startswith("knowledge/entries/zhike/zhike-daitou.md:")
+               and "missing field 'topic'" in e for e in errors), errors
+    assert any("zhike-daitou.md:" in e and "answer" in e and "empty" in e for e in errors)
+
+
+def test_same_question_in_two_entries(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-daitou.md"
+    path.write_text(_entry(path).replace("  - 免费代投团队是官方的吗", "  - 直客是官方的人吗"),
+                    encoding="utf-8")
+    here = f"knowledge/entries/zhike/zhike-daitou.md:{_line_of(path, '直客是官方的人吗')}"
+    other = knowledge_copy / "entries/zhike/zhike-what.md"
+    there = f"knowledge/entries/zhike/zhike-what.md:{_line_of(other, '直客是官方的人吗')}"
+    errors = _errors(knowledge_copy)
+    # Reported at the later file, naming the earlier one.
+    assert any(e.startswith(f"{there}: question '直客是官方的人吗' is also in entry "
+                            f"'zhike-daitou' ({here})") for e in errors), errors
+
+
+def test_yaml_syntax_error_points_at_the_line(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_text(_entry(path).replace("topic: 直客与代投", "topic: [直客与代投"),
+                    encoding="utf-8")
+    errors = _errors(knowledge_copy)
+    assert any(e.startswith("knowledge/entries/zhike/zhike-what.md:") and "YAML" in e
+               for e in errors), errors
+    reported = int(next(e for e in errors if "YAML" in e).split(":")[1])
+    assert abs(reported - _line_of(path, "topic: [")) <= 2
+
+
+def test_bad_basis_date_and_unknown_field(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    text = (_entry(path).replace("basis: 从业者经验", "basis: 小道消息")
+            .replace("as_of: 2025", "as_of: 去年").replace("topic:", "topik: x\ntopic:"))
+    path.write_text(text, encoding="utf-8")
+    errors = "\n".join(_errors(knowledge_copy))
+    assert f"zhike-what.md:{_line_of(path, 'basis:')}: basis '小道消息'" in errors
+    assert f"zhike-what.md:{_line_of(path, 'as_of:')}: as_of '去年'" in errors
+    assert f"zhike-what.md:{_line_of(path, 'topik:')}: unknown field 'topik'" in errors
+
+
+def test_concept_naming_unknown_entry(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "concepts.yaml"
+    path.write_text(_entry(path).replace("entries: [getidian-personal]",
+                                         "entries: [getidian-personnel]"), encoding="utf-8")
+    line = _line_of(path, "getidian-personnel")
+    assert (f"knowledge/concepts.yaml:{line}: concept 'getidian' names unknown entry "
+            "'getidian-personnel'") in _errors(knowledge_copy)
+
+
+def test_missing_front_matter(knowledge_copy: Path) -> None:
+    (knowledge_copy / "entries/new.md").write_text("只是一段话\n", encoding="utf-8")
+    assert any(e.startswith("knowledge/entries/new.md:1: missing front matter")
+               for e in _errors(knowledge_copy))
+
+
+def test_kb_snapshot_round_trips() -> None:
+    from bot.knowledge import KnowledgeBase
+
+    kb = load_knowledge(KNOWLEDGE)
+    again = KnowledgeBase.from_json(kb.to_json())
+    assert again.entries == kb.entries and again.concepts == kb.concepts
+    assert again.aliases == kb.aliases

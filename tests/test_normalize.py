@@ -1,0 +1,43 @@
+"""Normalisation: width, script, case, aliases and homophone repair, on the real alias file."""
+
+import pytest
+
+from bot.knowledge import load_knowledge
+from index.normalize import Normalizer, has_meaning, strip_control
+from tests.conftest import KNOWLEDGE
+
+
+@pytest.fixture(scope="module")
+def normalize() -> Normalizer:
+    return load_knowledge(KNOWLEDGE).normalizer()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("耗电一体怎么弄", "号店一体怎么弄"),
+    ("思域引流违规吗", "私域引流违规吗"),
+    ("头流用书条行吗", "投流用薯条行吗"),
+    ("VX能发吗", "微信能发吗"),
+    ("笔记挂车", "笔记挂商品"),
+    ("個體店怎麼開", "个体店怎么开"),
+    ("ＲＯＩ怎么算", "roi怎么算"),
+    ("耗店分离", "号店分离"),  # not in the alias list: repaired by its pinyin alone
+    ("巨光开户", "聚光开户"),
+])
+def test_folds_to_canonical_terms(normalize: Normalizer, raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+def test_homophone_repair_leaves_ordinary_words_alone(normalize: Normalizer) -> None:
+    assert normalize("只可以发一条吗") == "只可以发一条吗"
+    assert normalize("今天天气不错") == "今天天气不错"
+
+
+def test_longest_alias_wins() -> None:
+    n = Normalizer({"红猫": "红猫计划", "红猫计划计划": "红猫计划"}, ())
+    assert n("红猫计划计划") == "红猫计划"
+
+
+def test_control_characters_and_space_are_cleaned() -> None:
+    assert strip_control("a\x00b\u200b\n\n c\x7f") == "ab c"
+    assert not has_meaning("😀😀！！…")
+    assert has_meaning("😀薯条")

@@ -1,0 +1,50 @@
+"""Retrieval as pure functions: tokenising, BM25 scaling, dense best-per-entry, fusion."""
+
+import numpy as np
+import pytest
+
+from index.dense import background_similarity, best_per_owner, build_faiss, rescale
+from index.fusion import FusionWeights, fuse
+from index.lexical import bm25_scores, build_bm25, tokenize
+
+
+def test_tokenize_makes_cjk_unigrams_and_bigrams_and_latin_words() -> None:
+    assert tokenize("薯条roi 9.9元") == ["薯", "条", "薯条", "roi", "9.9", "元"]
+    assert tokenize("！！") == []
+
+
+def test_bm25_ranks_the_matching_document_and_stays_on_unit_scale() -> None:
+    docs = [tokenize(t) for t in ("薯条能带货吗", "直客是什么人", "号店一体是什么意思")]
+    index = build_bm25(docs)
+    scores = bm25_scores(index, tokenize("直客是干嘛的"))
+    assert int(np.argmax(scores)) == 1
+    assert np.all((scores >= 0) & (scores <= 1))
+    # Words the index never saw weigh in the ceiling: a query mostly foreign scores low.
+    foreign = bm25_scores(index, tokenize("红烧肉怎么做才好吃是什么"))
+    assert foreign.max() < scores.max()
+    assert bm25_scores(index, []).sum() == 0
+
+
+def test_best_per_owner_takes_each_entrys_closest_question() -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    owners = np.array([0, 0, 1, 2])
+    index = build_faiss(vectors)
+    query = np.array([0.0, 0.8, 0.6, 0.0], dtype=np.float32)
+    best = best_per_owner(index, query, owners, 3)
+    assert best.tolist() == pytest.approx([0.8, 0.6, 0.0])
+
+
+def test_rescale_and_background_floor() -> None:
+    assert rescale(np.array([0.5, 0.75, 1.0, 0.2]), 0.5).tolist() == [0.0, 0.5, 1.0, 0.0]
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(50, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    floor = background_similarity(vectors, np.arange(50))
+    assert -0.2 < floor < 0.2  # random directions are nearly orthogonal
+
+
+def test_fuse_is_a_convex_mix_with_discounted_answer_text() -> None:
+    w = FusionWeights(dense=0.6, lexical=0.4, answer_text=0.5)
+    fused = fuse(np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.0]),
+                 np.array([0.0, 0.0, 1.0]), w)
+    assert fused.tolist() == pytest.approx([0.6, 0.4, 0.5])

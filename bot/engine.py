@@ -118,10 +118,13 @@ class Engine:
                 continue
             sense = view.settle(norm) or view.settle(earlier)
             if sense is None:
-                # A question about the term itself ("个体店是什么意思") has an answer of its own.
                 top = hits[0] if hits else None
+                # A question about the term itself ("个体店是什么意思") has an answer of its own.
                 if (top and top.key in view.concept.general and top.score >= th.answer
                         and contains_any(norm, view.general_cues)):
+                    return self._answer(snap, top, text, conv, now, lang)
+                # So does one whose other words single out one entry ("导流新规扣几分").
+                if top and top.score >= th.answer and _gap(hits) >= th.decisive:
                     return self._answer(snap, top, text, conv, now, lang)
                 return self._clarify_concept(view.concept, text, conv, now, lang)
             in_sense = self._search_within(snap, norm, query, sense.entries)
@@ -260,6 +263,13 @@ def pick_option(options: Sequence[Option], text: str,
     if raw in _NONE_WORDS:
         return next((o for o in options if o.id == NONE_OF_THESE), None)
     return None
+
+
+def _gap(hits: Sequence[Hit]) -> float:
+    """Return how far the best hit leads the second (all of its score if it is alone)."""
+    if not hits:
+        return 0.0
+    return hits[0].score - (hits[1].score if len(hits) > 1 else 0.0)
 
 
 def _entry_option(entry: Entry) -> Option:

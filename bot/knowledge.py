@@ -199,7 +199,7 @@ def _line_of(value: Any, default: int) -> int:
 
 def _parse_yaml(text: str, path: str, offset: int, problems: list[Problem]) -> Any:
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 if mark else 1) + offset

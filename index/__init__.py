@@ -1,1 +1,1 @@
-"""Retrieval: normalisation, encoders, dense (FAISS) and lexical (BM25) search, fusion, persistence."""
+"""Retrieval: normalisation, encoders, dense and lexical search, fusion, persistence."""

@@ -8,9 +8,9 @@ import pytest
 
 from bot.knowledge import KnowledgeError
 from bot.service import KnowledgeService
+from index.normalize import Normalizer
 from index.persist import current_build
 from index.search import Document, open_index
-from index.normalize import Normalizer
 
 
 class CountingEncoder:

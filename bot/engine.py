@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import unicodedata
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -72,11 +74,24 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self._views: tuple[Snapshot | None, list[_ConceptView]] = (None, [])
+        # One lock per live conversation: its state is read, changed and written back whole,
+        # so two messages from one user handled on two threads must take turns.
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
+            weakref.WeakValueDictionary())
+        self._locks_guard = threading.Lock()
 
     # ------------------------------------------------------------------ entry point
 
     def reply(self, key: ConversationKey, text: str) -> Reply:
-        """Reply to one message in the conversation named by key."""
+        """Reply to one message in the conversation named by key; safe to call from threads."""
+        with self._locks_guard:
+            lock = self._locks.get(str(key))
+            if lock is None:
+                lock = self._locks[str(key)] = threading.Lock()
+        with lock:
+            return self._reply(key, text)
+
+    def _reply(self, key: ConversationKey, text: str) -> Reply:
         now = self.clock()
         snap = self.service.current
         lang = _language(text)

@@ -181,3 +181,15 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert store.reply_counts(since=3.5) == {"fallback": 1}
     store.record_feedback(5.0, "cli", "u", "zhike-what", True)
     store.close()
+
+
+def test_concurrent_messages_of_one_conversation_take_turns(engine: Engine, key) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.reply(key, "个体店怎么开")
+    others = [ConversationKey("test", "group", f"u{i}") for i in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        picks = pool.submit(engine.reply, key, "2")
+        noise = list(pool.map(lambda k: engine.reply(k, "薯条能带货吗"), others))
+    assert picks.result().entry_id == "getidian-enterprise"
+    assert all(r.entry_id == "shutiao-what" for r in noise)

@@ -99,9 +99,23 @@ class SearchIndex:
         return hits
 
 
-def knowledge_hash(docs: Sequence[Document], normalizer: Normalizer) -> str:
+@dataclass(frozen=True)
+class _Normalised:
+    """A document's texts in normalised form, computed once per build."""
+
+    key: str
+    questions: tuple[str, ...]
+    passage: str
+
+
+def _normalise(docs: Sequence[Document], normalizer: Normalizer) -> list[_Normalised]:
+    return [_Normalised(d.key, tuple(dict.fromkeys(q for q in map(normalizer, d.questions) if q)),
+                        normalizer(d.passage)) for d in docs]
+
+
+def _hash(docs: Sequence[_Normalised]) -> str:
     """Hash what the index is built from, in normalised form (so alias edits count too)."""
-    payload = [[d.key, [normalizer(q) for q in d.questions], normalizer(d.passage)] for d in docs]
+    payload = [[d.key, list(d.questions), d.passage] for d in docs]
     data = json.dumps([FORMAT_VERSION, payload], ensure_ascii=False).encode()
     return hashlib.sha256(data).hexdigest()
 
@@ -121,7 +135,8 @@ def open_index(
     """
     started = time.perf_counter()
     weights = weights or FusionWeights()
-    digest = knowledge_hash(docs, normalizer)
+    normalised = _normalise(docs, normalizer)
+    digest = _hash(normalised)
     wanted = {
         "format": FORMAT_VERSION,
         "encoder": encoder.name,
@@ -129,7 +144,7 @@ def open_index(
         "dim": encoder.dim,
         "knowledge_hash": digest,
     }
-    lexical = _build_lexical(docs, normalizer)
+    lexical = _build_lexical(normalised)
     keys = [d.key for d in docs]
     build = current_build(root) if root is not None and not force else None
     if build is not None:
@@ -141,7 +156,7 @@ def open_index(
             report = BuildReport(True, 0, time.perf_counter() - started, build)
             return search, report
         log.info("index build %s does not match the knowledge or encoder; rebuilding", build.name)
-    vectors, owners, embedded = _embed(docs, normalizer, encoder, root)
+    vectors, owners, embedded = _embed(normalised, encoder, root)
     index = build_faiss(vectors)
     floor = background_similarity(vectors, owners)
     build_dir = None
@@ -159,15 +174,10 @@ def open_index(
 
 
 def _embed(
-    docs: Sequence[Document], normalizer: Normalizer, encoder: Encoder, root: Path | None
+    docs: Sequence[_Normalised], encoder: Encoder, root: Path | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    texts: list[str] = []
-    owners: list[int] = []
-    for i, doc in enumerate(docs):
-        for question in dict.fromkeys(normalizer(q) for q in doc.questions):
-            if question:
-                texts.append(question)
-                owners.append(i)
+    texts = [q for d in docs for q in d.questions]
+    owners = [i for i, d in enumerate(docs) for _ in d.questions]
 
     def encode(batch: list[str]) -> np.ndarray:
         return encoder.encode(batch, role="query")
@@ -184,9 +194,7 @@ def _embed(
     return vectors, owner_arr, embedded
 
 
-def _build_lexical(
-    docs: Sequence[Document], normalizer: Normalizer
-) -> tuple[Bm25Index, Bm25Index]:
-    questions = [tokenize(" ".join(normalizer(q) for q in d.questions)) for d in docs]
-    answers = [tokenize(normalizer(d.passage)) for d in docs]
+def _build_lexical(docs: Sequence[_Normalised]) -> tuple[Bm25Index, Bm25Index]:
+    questions = [tokenize(" ".join(d.questions)) for d in docs]
+    answers = [tokenize(d.passage) for d in docs]
     return build_bm25(questions), build_bm25(answers)

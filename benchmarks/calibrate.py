@@ -16,11 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from bot.cli import make_service
 from bot.config import Settings, Thresholds
 from bot.engine import ConversationKey, Engine
-from bot.service import KnowledgeService
 from bot.storage import SQLiteStore
-from index.encoders import make_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,8 +35,7 @@ def main() -> None:
     cases = yaml.safe_load((ROOT / "tests/eval/calibration.yaml").read_text(encoding="utf-8"))
     base = Settings.from_env()
     data = Path(tempfile.mkdtemp(prefix="calibrate-"))
-    service = KnowledgeService(base.knowledge_dir, data,
-                               make_encoder(base.encoder, base.encoder_model), base.weights)
+    service = make_service(replace(base, data_dir=data))
     service.start()
     print("answer | margin | decisive | correct | fallback_precision | fallback_recall")
     grid = itertools.product((0.35, 0.38, 0.40, 0.42, 0.45), (0.0, 0.04, 0.06),

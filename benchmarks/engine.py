@@ -59,11 +59,10 @@ print(json.dumps({"cold_start_s": cold, "samples": samples,
 BUILD = """
 import json, time
 from pathlib import Path
+from bot.cli import make_service
 from bot.config import Settings
-from bot.service import KnowledgeService
-from index.encoders import make_encoder
 s = Settings.from_env()
-svc = KnowledgeService(s.knowledge_dir, s.data_dir, make_encoder(s.encoder, s.encoder_model))
+svc = make_service(s)
 full = svc.reload(force=True)
 path = Path(s.knowledge_dir) / "entries/zhike/zhike-what.md"
 text = path.read_text(encoding="utf-8")

@@ -38,11 +38,15 @@ class App:
     engine: Engine
 
 
+def make_service(settings: Settings) -> KnowledgeService:
+    """Build the knowledge service with the configured encoder (nothing loaded yet)."""
+    encoder = make_encoder(settings.encoder, settings.encoder_model)
+    return KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder, settings.weights)
+
+
 def open_app(settings: Settings) -> App:
     """Load the encoder and knowledge (or the last good build) and open the store."""
-    encoder = make_encoder(settings.encoder, settings.encoder_model)
-    service = KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder,
-                               settings.weights)
+    service = make_service(settings)
     service.start()
     store = SQLiteStore(settings.data_dir / "bot.sqlite")
     return App(settings, service, store, Engine(service, store, settings))
@@ -93,9 +97,7 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_index_build(settings: Settings, args: argparse.Namespace) -> int:
     """Validate the knowledge and build (or reuse) the index."""
-    encoder = make_encoder(settings.encoder, settings.encoder_model)
-    service = KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder,
-                               settings.weights)
+    service = make_service(settings)
     try:
         report = service.reload(force=args.force)
     except KnowledgeError as exc:

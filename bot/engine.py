@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
-
 from bot.config import Settings
 from bot.knowledge import Concept, Entry, Sense
 from bot.replies import NONE_OF_THESE, Option, Reply
@@ -142,7 +140,7 @@ class Engine:
                 if top and top.score >= th.answer and _gap(hits) >= th.decisive:
                     return self._answer(snap, top, text, conv, now, lang)
                 return self._clarify_concept(view.concept, text, conv, now, lang)
-            in_sense = self._search_within(snap, norm, query, sense.entries)
+            in_sense = snap.index.search_normalised(norm, query, set(sense.entries), top_k=1)
             if in_sense and in_sense[0].score >= th.sense_floor:
                 return self._answer(snap, in_sense[0], text, conv, now, lang)
 
@@ -156,10 +154,6 @@ class Engine:
                                  hits[0].score)
         return self._answer(snap, hits[0], text, conv, now, lang)
 
-    def _search_within(self, snap: Snapshot, norm: str, query: np.ndarray,
-                       keys: Sequence[str]) -> list[Hit]:
-        return snap.index.search_normalised(norm, query, set(keys), top_k=3)
-
     # ------------------------------------------------------------------ a pick
 
     def _resolve(self, key: ConversationKey, pending: Pending, option: Option, snap: Snapshot,
@@ -169,17 +163,15 @@ class Engine:
             nearest = self._nearest(snap, pending.question, exclude={o.id for o in
                                                                      pending.options})
             return Reply("fallback", reason="none_of_these", options=nearest,
-                         message=_ui(lang, "none_of_these"), extra={"lang": lang})
+                         message=_ui(lang, "none_of_these"), lang=lang)
         if pending.kind == "concept":
             concept = next((c for c in snap.kb.concepts if c.id == pending.concept), None)
-            sense = next((s for s in concept.senses if f"{concept.id}.{s.id}" == option.id),
+            sense = next((s for s in concept.senses if _sense_id(concept, s) == option.id),
                          None) if concept else None
             if sense is not None:
                 # Remember the choice: later questions in this conversation use its sense.
                 conv.history = [*conv.history, snap.normalizer(sense.label)]
-                norm = snap.normalizer(pending.question)
-                query = snap.index.encoder.encode([norm], role="query")[0]
-                hits = self._search_within(snap, norm, query, sense.entries)
+                hits = snap.index.search(pending.question, set(sense.entries), top_k=1)
                 if hits:
                     return self._answer(snap, hits[0], pending.question, conv, now, lang)
         entry = snap.kb.entries.get(option.id)
@@ -199,11 +191,11 @@ class Engine:
         if related:
             conv.pending = Pending("suggest", question, list(related), None, now)
         return Reply("answer", score=hit.score, entry=entry, options=related,
-                     extra={"lang": lang})
+                     lang=lang)
 
     def _clarify_concept(self, concept: Concept, question: str, conv: Conversation, now: float,
                          lang: str) -> Reply:
-        options = [Option(f"{concept.id}.{s.id}", s.label) for s in concept.senses]
+        options = [Option(_sense_id(concept, s), s.label) for s in concept.senses]
         return self._clarify(options, "concept", concept, question, conv, now, lang, 0.0)
 
     def _clarify(self, options: list[Option], kind: str, concept: Concept | None, question: str,
@@ -212,7 +204,7 @@ class Engine:
         conv.pending = Pending(kind, question, options, concept.id if concept else None, now)
         message = concept.question if concept else _ui(lang, "which_one")
         return Reply("clarify", score=score, message=message, options=tuple(options),
-                     extra={"lang": lang})
+                     lang=lang)
 
     def _not_covered(self, key: ConversationKey, text: str, hits: list[Hit], snap: Snapshot,
                      conv: Conversation, now: float, lang: str) -> Reply:
@@ -223,7 +215,7 @@ class Engine:
         if nearest:
             conv.pending = Pending("suggest", text, list(nearest), None, now)
         return Reply("fallback", score=hits[0].score if hits else 0.0, reason="not_covered",
-                     message=_ui(lang, "not_covered"), options=nearest, extra={"lang": lang})
+                     message=_ui(lang, "not_covered"), options=nearest, lang=lang)
 
     def _nearest(self, snap: Snapshot, question: str, exclude: set[str]) -> tuple[Option, ...]:
         hits = snap.index.search(question, top_k=6)
@@ -278,6 +270,11 @@ def pick_option(options: Sequence[Option], text: str,
     if raw in _NONE_WORDS:
         return next((o for o in options if o.id == NONE_OF_THESE), None)
     return None
+
+
+def _sense_id(concept: Concept, sense: Sense) -> str:
+    """Return the option id of one sense of a concept (short: it travels in button data)."""
+    return f"{concept.id}.{sense.id}"
 
 
 def _gap(hits: Sequence[Hit]) -> float:
@@ -335,4 +332,4 @@ def _notice(reason: str, snap: Snapshot, lang: str, **values: object) -> Reply:
     titles = [snap.kb.entries[k].title for k in keys]
     examples = "；".join(titles) if lang == "zh" else "; ".join(titles)
     message = _ui(lang, reason, examples=examples, **values)
-    return Reply("fallback", reason=reason, message=message, extra={"lang": lang})
+    return Reply("fallback", reason=reason, message=message, lang=lang)

@@ -46,5 +46,5 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 def render(reply: Reply, fmt: str = "text") -> str:
     """Render reply in fmt ("text"); HTML formats escape everything user-provided."""
     template = _environment(fmt.startswith("html")).get_template(_FORMATS[fmt])
-    labels = LABELS.get(reply.extra.get("lang", "zh"), LABELS["zh"])
+    labels = LABELS.get(reply.lang, LABELS["zh"])
     return template.render(reply=reply, entry=reply.entry, t=labels).strip()

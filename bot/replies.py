@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from bot.knowledge import Entry
@@ -33,7 +33,7 @@ class Reply:
     message: str = ""
     options: tuple[Option, ...] = ()
     reason: str = ""
-    extra: dict = field(default_factory=dict)
+    lang: str = "zh"  # the user's language, for the frame around the answer
 
     @property
     def entry_id(self) -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.knowledge import Entry, KnowledgeBase, KnowledgeError, load_knowledge
 from index.encoders import Encoder
 from index.fusion import FusionWeights
 from index.normalize import Normalizer
@@ -124,6 +124,6 @@ class KnowledgeService:
         return self._build(kb, force=False, origin=build.name)[0]
 
 
-def _content(entry) -> tuple:
-    return (entry.title, entry.questions, entry.answer, entry.topic, entry.concepts, entry.basis,
-            entry.sources, entry.as_of, entry.related)
+def _content(entry: Entry) -> Entry:
+    """Return the entry without its location, so moving a file is not a change."""
+    return replace(entry, path="", line=0)

@@ -16,9 +16,14 @@ class FusionWeights:
     answer_text: float = 0.5  # how much a match in the answer counts against one in the questions
 
 
-def fuse(
-    dense: np.ndarray, lexical_q: np.ndarray, lexical_a: np.ndarray, weights: FusionWeights
+def lexical_channel(
+    lexical_q: np.ndarray, lexical_a: np.ndarray, weights: FusionWeights
 ) -> np.ndarray:
+    """Combine question and answer BM25 scores; the answer counts only at a discount."""
+    return np.maximum(lexical_q, weights.answer_text * lexical_a)
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, weights: FusionWeights) -> np.ndarray:
     """Combine per-entry channel scores, each already on [0, 1], into one score on [0, 1].
 
     Why a weighted sum of calibrated scores rather than reciprocal-rank fusion: rank fusion
@@ -30,5 +35,4 @@ def fuse(
     platform terms (薯条, 直客) that a small multilingual encoder blurs together. The answer
     text counts only at a discount, since it is long and mentions neighbouring topics.
     """
-    lexical = np.maximum(lexical_q, weights.answer_text * lexical_a)
     return weights.dense * dense + weights.lexical * lexical

@@ -136,12 +136,9 @@ def write_build(
     return final
 
 
-def load_arrays(build: Path) -> tuple[np.ndarray, np.ndarray, faiss.Index]:
-    """Read a build's vectors, owner ids and FAISS index."""
-    vectors = np.load(build / "vectors.npy")
-    owners = np.load(build / "owners.npy")
-    index = faiss.read_index(str(build / "faiss.index"))
-    return vectors, owners, index
+def load_arrays(build: Path) -> tuple[np.ndarray, faiss.Index]:
+    """Read a build's owner ids and FAISS index (which holds the vectors it serves)."""
+    return np.load(build / "owners.npy"), faiss.read_index(str(build / "faiss.index"))
 
 
 def _sweep_partial(builds: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from index.dense import background_similarity, best_per_owner, build_faiss, rescale
 from index.encoders import Encoder
-from index.fusion import FusionWeights, fuse
+from index.fusion import FusionWeights, fuse, lexical_channel
 from index.lexical import Bm25Index, bm25_scores, build_bm25, tokenize
 from index.normalize import Normalizer
 from index.persist import EmbeddingCache, current_build, load_arrays, read_manifest, write_build
@@ -85,8 +85,8 @@ class SearchIndex:
         tokens = tokenize(normalised)
         lex_q = bm25_scores(self.bm25_questions, tokens)
         lex_a = bm25_scores(self.bm25_answers, tokens)
-        fused = fuse(dense, lex_q, lex_a, self.weights)
-        lexical = np.maximum(lex_q, self.weights.answer_text * lex_a)
+        lexical = lexical_channel(lex_q, lex_a, self.weights)
+        fused = fuse(dense, lexical, self.weights)
         order = np.argsort(-fused, kind="stable")
         hits: list[Hit] = []
         for i in order:
@@ -150,7 +150,7 @@ def open_index(
     if build is not None:
         manifest = read_manifest(build)
         if all(manifest.get(k) == v for k, v in wanted.items()):
-            vectors, owners, index = load_arrays(build)
+            owners, index = load_arrays(build)
             floor = float(manifest["floor"])
             search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights)
             report = BuildReport(True, 0, time.perf_counter() - started, build)

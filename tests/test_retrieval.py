@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from index.dense import background_similarity, best_per_owner, build_faiss, rescale
-from index.fusion import FusionWeights, fuse
+from index.fusion import FusionWeights, fuse, lexical_channel
 from index.lexical import bm25_scores, build_bm25, tokenize
 
 
@@ -45,8 +45,9 @@ def test_rescale_and_background_floor() -> None:
 
 def test_fuse_is_a_convex_mix_with_discounted_answer_text() -> None:
     w = FusionWeights(dense=0.6, lexical=0.4, answer_text=0.5)
-    fused = fuse(np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.0]),
-                 np.array([0.0, 0.0, 1.0]), w)
+    lexical = lexical_channel(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]), w)
+    assert lexical.tolist() == pytest.approx([0.0, 1.0, 0.5])
+    fused = fuse(np.array([1.0, 0.0, 0.5]), lexical, w)
     assert fused.tolist() == pytest.approx([0.6, 0.4, 0.5])
 
 

@@ -12,7 +12,8 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from bot.config import Settings
 from bot.engine import ConversationKey, Engine
@@ -26,6 +27,7 @@ from index.encoders import make_encoder
 log = logging.getLogger("bot")
 
 CONSOLE = ConversationKey("cli", "console", "local")
+DEV_SET = Path(__file__).resolve().parent.parent / "tests" / "eval" / "dev.yaml"
 
 
 @dataclass
@@ -125,6 +127,38 @@ def cmd_kb_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """Score the bot and the baselines on the development set, or sweep the thresholds."""
+    from bot import evaluation
+
+    encoder = evaluation.MemoEncoder(make_encoder(settings.encoder, settings.encoder_model))
+    service = KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder,
+                               settings.weights)
+    service.start()
+    cases = evaluation.load_cases(args.cases)
+    problems = evaluation.check_cases(cases, service.current.kb)
+    for problem in problems:
+        print(f"{args.cases}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    if args.sweep:
+        rows = evaluation.sweep(service, settings, cases,
+                                evaluation.default_grid(settings.thresholds))
+        print("answer margin decisive | overall  clarify P/R  fallback P/R  (calibrate half)")
+        for th, m in rows[:args.top]:
+            print(f"{th.answer:.2f}   {th.margin:.2f}   {th.decisive:.2f}    | "
+                  f"{m.overall:.3f}  {m.clarify_precision:.2f}/{m.clarify_recall:.2f}  "
+                  f"{m.fallback_precision:.2f}/{m.fallback_recall:.2f}")
+        return 0
+    result = evaluation.evaluate(service, settings, cases, args.half)
+    if args.json:
+        print(json.dumps({"half": result.half, "systems": {
+            name: asdict(m) for name, m in result.systems.items()}}, ensure_ascii=False))
+    else:
+        print(evaluation.format_report(result))
+    return 0
+
+
 def configured_channels(env: dict[str, str]) -> list[str]:
     """Name the channels whose credentials are present."""
     channels = []
@@ -175,7 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     kb = sub.add_parser("kb", help="knowledge commands").add_subparsers(dest="action",
                                                                        required=True)
     kb.add_parser("check", help="validate the knowledge files").set_defaults(func=cmd_kb_check)
-    sub.add_parser("serve", help="serve the configured channels").set_defaults(func=cmd_serve)
+    ev = sub.add_parser("eval", help="score the bot and baselines on the development set")
+    ev.add_argument("--half", default="report", choices=("calibrate", "report", "all"),
+                    help="which half of the set to report (default: report)")
+    ev.add_argument("--sweep", action="store_true",
+                    help="sweep the thresholds on the calibrate half instead")
+    ev.add_argument("--top", type=int, default=15, help="rows of the sweep to print")
+    ev.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    ev.add_argument("--cases", type=Path, default=DEV_SET, help="the development set")
+    ev.set_defaults(func=cmd_eval)
+    sub.add_parser("serve", help="serve the configured chat channels").set_defaults(func=cmd_serve)
     sub.add_parser("run", help="serve, or chat in the console without credentials"
                    ).set_defaults(func=cmd_run)
     return parser

@@ -21,7 +21,7 @@ from bot.knowledge import Concept, Entry, Sense
 from bot.replies import NONE_OF_THESE, Option, Reply
 from bot.service import KnowledgeService, Snapshot
 from bot.storage import Conversation, Pending, Store, Unanswered
-from index.normalize import contains_any, has_meaning, strip_control
+from index.normalize import contains_any, contains_which, has_meaning, strip_control
 from index.search import Hit
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,16 @@ class _ConceptView:
         return leaders[0] if best > 0 and len(leaders) == 1 else None
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What lies outside the knowledge, normalised for one snapshot."""
+
+    snap: Snapshot | None
+    platforms: tuple[str, ...]
+    declined: tuple[str, ...]
+    entry_texts: dict[str, str]
+
+
 class Engine:
     """Turn messages into answers, clarifying questions or honest fallbacks."""
 
@@ -72,6 +82,7 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self._views: tuple[Snapshot | None, list[_ConceptView]] = (None, [])
+        self._scope = _Scope(None, (), (), {})
         # One lock per live conversation: its state is read, changed and written back whole,
         # so two messages from one user handled on two threads must take turns.
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
@@ -125,6 +136,15 @@ class Engine:
         earlier = " ".join(conv.history[-self.settings.history_turns:])
         conv.history = [*conv.history, norm][-self.settings.history_turns:]
         th = self.settings.thresholds
+
+        if contains_any(norm, self._scope_words(snap).declined):
+            return Reply("fallback", reason="declined", lang=lang, message=_ui(lang, "declined"))
+        # A question about another platform is out of scope unless the best entry speaks of
+        # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
+        named = contains_which(norm, self._scope_words(snap).platforms)
+        if named and not (hits and contains_which(self._entry_text(snap, hits[0].key), named)):
+            return Reply("fallback", reason="other_platform", lang=lang,
+                         message=_ui(lang, "other_platform", platforms="、".join(named)))
 
         for view in self._concept_views(snap):
             if not contains_any(norm, view.terms):
@@ -204,7 +224,7 @@ class Engine:
         conv.pending = Pending(kind, question, options, concept.id if concept else None, now)
         message = concept.question if concept else _ui(lang, "which_one")
         return Reply("clarify", score=score, message=message, options=tuple(options),
-                     lang=lang)
+                     lang=lang, concept=concept.id if concept else None)
 
     def _not_covered(self, key: ConversationKey, text: str, hits: list[Hit], snap: Snapshot,
                      conv: Conversation, now: float, lang: str) -> Reply:
@@ -234,6 +254,21 @@ class Engine:
 
     def _log_unanswered(self, key: ConversationKey, text: str, now: float) -> None:
         self.store.log_unanswered(Unanswered(now, key.channel, key.chat, key.user, text))
+
+    def _scope_words(self, snap: Snapshot) -> _Scope:
+        if self._scope.snap is not snap:
+            n = snap.normalizer
+            self._scope = _Scope(snap, tuple(w for w in map(n, snap.kb.other_platforms) if w),
+                                 tuple(w for w in map(n, snap.kb.declined_requests) if w), {})
+        return self._scope
+
+    def _entry_text(self, snap: Snapshot, key: str) -> str:
+        """Return an entry's title, questions and answer, normalised (memoised per snapshot)."""
+        texts = self._scope_words(snap).entry_texts
+        if key not in texts:
+            entry = snap.kb.entries[key]
+            texts[key] = snap.normalizer(" ".join((entry.title, *entry.questions, entry.answer)))
+        return texts[key]
 
     def _concept_views(self, snap: Snapshot) -> list[_ConceptView]:
         if self._views[0] is not snap:
@@ -301,6 +336,9 @@ _UI = {
         "not_covered": "抱歉，知识库里还没有能可靠回答这个问题的内容，我不想猜。这个问题已记录，"
                        "维护者会补充。",
         "none_of_these": "好的，那我暂时回答不了，这个问题已记录，维护者会补充。",
+        "declined": "我只回答小红书平台规则和政策方面的问题，不代写文案、标题，也不做翻译。",
+        "other_platform": "我只回答小红书的平台规则和政策问题，{platforms}的规则不在我的知识范围内，"
+                          "请以该平台的官方说明为准。",
         "empty": "请直接发送你的问题，例如：{examples}",
         "no_text": "没有看到文字内容。请用文字描述你的问题，例如：{examples}",
         "too_long": "你的消息有 {chars} 字，超过了 {limit} 字的上限。请用一两句话说清你想问的"
@@ -311,6 +349,11 @@ _UI = {
         "not_covered": "Sorry, the knowledge base has nothing I can answer this from reliably, "
                        "and I won't guess. The question has been logged for the maintainers.",
         "none_of_these": "All right, I can't answer that yet; the question has been logged.",
+        "declined": "I only answer questions about Xiaohongshu's platform rules and policies; "
+                    "I don't write copy, titles or translations.",
+        "other_platform": "I only answer questions about Xiaohongshu's platform rules; "
+                          "{platforms} is outside what I know. Please check that platform's "
+                          "official help.",
         "empty": "Please send your question, for example: {examples}",
         "no_text": "I see no words in that message. Please type your question, for example: "
                    "{examples}",

@@ -36,13 +36,13 @@ ENTRY_FIELDS = {
     "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
 }
 REQUIRED_FIELDS = ("id", "title", "questions", "topic", "basis", "sources", "as_of")
-MIN_QUESTIONS = 3
+MIN_QUESTIONS = 4
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _UNDATED = {"undated", "未注明", "不详"}
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
 DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
-                        "有哪些", "哪些", "定义", "一回事", "承认", "分别")
+                        "有哪些", "哪些", "定义", "一回事", "一样吗", "承认", "分别")
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ class KnowledgeBase:
     aliases: dict[str, str]
     terms: tuple[str, ...]
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    other_platforms: tuple[str, ...] = ()
+    declined_requests: tuple[str, ...] = ()
 
     def normalizer(self) -> Normalizer:
         """Build the normaliser that folds aliases and repairs homophones of known terms."""
@@ -144,6 +146,8 @@ class KnowledgeBase:
             "concepts": [asdict(c) for c in self.concepts],
             "aliases": self.aliases,
             "terms": list(self.terms),
+            "other_platforms": list(self.other_platforms),
+            "declined_requests": list(self.declined_requests),
         }
         return json.dumps(data, ensure_ascii=False).encode()
 
@@ -168,7 +172,9 @@ class KnowledgeBase:
             )
             for c in data["concepts"]
         )
-        return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]))
+        return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
+                   other_platforms=tuple(data.get("other_platforms", ())),
+                   declined_requests=tuple(data.get("declined_requests", ())))
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -401,6 +407,21 @@ def _parse_aliases(path: Path, rel: str, problems: list[Problem]) -> tuple[dict,
     return aliases, terms
 
 
+def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tuple[str, ...]]:
+    """Read scope.yaml: the other platforms and the requests the bot declines."""
+    if not path.exists():
+        return {}
+    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(Problem(rel, 1, "scope.yaml needs 'other_platforms:' and "
+                                        "'declined_requests:' lists"))
+        return {}
+    return {key: tuple(_string_list(data.get(key), rel, 1, problems, offset=0))
+            for key in ("other_platforms", "declined_requests")}
+
+
 # ---------------------------------------------------------------- the whole base
 
 
@@ -438,13 +459,14 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
     aliases, terms = _parse_aliases(root / "aliases.yaml", rel(root / "aliases.yaml"), problems)
     if not entries and not problems:
         problems.append(Problem(rel(root / "entries"), 0, "no entries found"))
-    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms)
+    scope = _parse_scope(root / "scope.yaml", rel(root / "scope.yaml"), problems)
+    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, **scope)
     problems.extend(_cross_check(kb, rel(root / "concepts.yaml")))
     errors = [p for p in problems if p.severity == "error"]
     warnings = tuple(p for p in problems if p.severity != "error")
     if errors:
         return None, problems
-    return KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings), problems
+    return KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings, **scope), problems
 
 
 def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:

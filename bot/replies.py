@@ -34,6 +34,7 @@ class Reply:
     options: tuple[Option, ...] = ()
     reason: str = ""
     lang: str = "zh"  # the user's language, for the frame around the answer
+    concept: str | None = None  # the ambiguous concept a clarifying question is about
 
     @property
     def entry_id(self) -> str | None:

@@ -112,4 +112,9 @@ def _fold(text: str) -> str:
 
 def contains_any(text: str, words: Iterable[str]) -> bool:
     """Tell whether any of words occurs in text (both already normalised)."""
-    return any(w and w in text for w in words)
+    return bool(contains_which(text, words))
+
+
+def contains_which(text: str, words: Iterable[str]) -> tuple[str, ...]:
+    """Return the words that occur in text, in the order given (both already normalised)."""
+    return tuple(w for w in words if w and w in text)

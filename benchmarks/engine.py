@@ -18,16 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.evaluation import load_cases
+
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = [
-    "个体店怎么开", "薯条能带货吗", "直客是干嘛的", "我被限流了", "开蓝V会限流吗",
-    "笔记挂了商品流量变少", "号店一体是什么意思", "要不要号店分离", "私域引流违规吗",
-    "引流款一块钱可以吗", "聚光是什么", "客单价低能投聚光吗", "怎么投流", "直客说充值送代投",
-    "违规积分怎么算", "开店保证金多少", "0粉能开店吗", "客服回答不对怎么办", "企业号认证多少钱",
-    "合规获客方式", "交易导流细则", "红烧肉怎么做", "今天天气怎么样", "耗电一体",
-    "思域引流会封号吗", "薯条和聚光哪个好", "开店后没流量", "先发笔记后挂商品", "蓝V流量差",
-    "how do I open a shop",
-]
+# Every first message of the development set: the questions sellers actually send.
+QUESTIONS = [case.turns[0] for case in load_cases(ROOT / "tests" / "eval" / "dev.yaml")]
 
 
 def _child(code: str, env: dict[str, str]) -> dict:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
 from bot.config import Settings
 from bot.knowledge import Concept, Entry, Sense
 from bot.replies import NONE_OF_THESE, Option, Reply
@@ -56,7 +58,7 @@ class _ConceptView:
 
     def settle(self, text: str) -> Sense | None:
         """Return the sense whose cue words the text uses most, if exactly one leads."""
-        counts = [(sum(1 for c in cues if c and c in text), sense) for sense, cues in self.cues]
+        counts = [(sum(1 for c in cues if _affirms(text, c)), sense) for sense, cues in self.cues]
         best = max((n for n, _ in counts), default=0)
         leaders = [sense for n, sense in counts if n == best]
         return leaders[0] if best > 0 and len(leaders) == 1 else None
@@ -153,18 +155,20 @@ class Engine:
             if sense is None:
                 top = hits[0] if hits else None
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.
-                if (top and top.key in view.concept.general and top.score >= th.answer
+                if (top and top.key in view.concept.general and self._trusted(top)
                         and contains_any(norm, view.general_cues)):
                     return self._answer(snap, top, text, conv, now, lang)
-                # So does one whose other words single out one entry ("导流新规扣几分").
-                if top and top.score >= th.answer and _gap(hits) >= th.decisive:
+                # So does one whose other words single out one sense ("导流新规几号执行"): asking
+                # which sense is meant is pointless when no other sense comes close.
+                if (top and self._trusted(top)
+                        and self._sense_gap(view, snap, top, norm, query) >= th.decisive):
                     return self._answer(snap, top, text, conv, now, lang)
                 return self._clarify_concept(view.concept, text, conv, now, lang)
             in_sense = snap.index.search_normalised(norm, query, set(sense.entries), top_k=1)
             if in_sense and in_sense[0].score >= th.sense_floor:
                 return self._answer(snap, in_sense[0], text, conv, now, lang)
 
-        if not hits or hits[0].score < th.answer:
+        if not hits or not self._trusted(hits[0]):
             return self._not_covered(key, text, hits, snap, conv, now, lang)
         close = [h for h in hits[1:3] if hits[0].score - h.score < th.margin
                  and h.score >= th.answer]
@@ -270,6 +274,19 @@ class Engine:
             texts[key] = snap.normalizer(" ".join((entry.title, *entry.questions, entry.answer)))
         return texts[key]
 
+    def _trusted(self, hit: Hit) -> bool:
+        """Tell whether a hit may be the answer: a high enough score, with some likeness in
+        meaning (a bare word match such as "2" against "2 万" is no evidence on its own)."""
+        return hit.score >= self.settings.thresholds.answer and hit.dense > 0.0
+
+    def _sense_gap(self, view: _ConceptView, snap: Snapshot, top: Hit, norm: str,
+                   query: np.ndarray) -> float:
+        """Return how far the best hit leads the best entry outside its own sense."""
+        own = {key for sense, _ in view.cues if top.key in sense.entries for key in sense.entries}
+        others = set(snap.index.keys) - (own or {top.key})
+        rival = snap.index.search_normalised(norm, query, others, top_k=1)
+        return top.score - (rival[0].score if rival else 0.0)
+
     def _concept_views(self, snap: Snapshot) -> list[_ConceptView]:
         if self._views[0] is not snap:
             n = snap.normalizer
@@ -307,16 +324,22 @@ def pick_option(options: Sequence[Option], text: str,
     return None
 
 
+_NEGATIONS = "不没别非无未"
+
+
+def _affirms(text: str, cue: str) -> bool:
+    """Tell whether text uses cue other than negated ("不违规" does not say "违规")."""
+    start = text.find(cue) if cue else -1
+    while start >= 0:
+        if start == 0 or text[start - 1] not in _NEGATIONS:
+            return True
+        start = text.find(cue, start + 1)
+    return False
+
+
 def _sense_id(concept: Concept, sense: Sense) -> str:
     """Return the option id of one sense of a concept (short: it travels in button data)."""
     return f"{concept.id}.{sense.id}"
-
-
-def _gap(hits: Sequence[Hit]) -> float:
-    """Return how far the best hit leads the second (all of its score if it is alone)."""
-    if not hits:
-        return 0.0
-    return hits[0].score - (hits[1].score if len(hits) > 1 else 0.0)
 
 
 def _entry_option(entry: Entry) -> Option:
@@ -337,8 +360,8 @@ _UI = {
                        "维护者会补充。",
         "none_of_these": "好的，那我暂时回答不了，这个问题已记录，维护者会补充。",
         "declined": "我只回答小红书平台规则和政策方面的问题，不代写文案、标题，也不做翻译。",
-        "other_platform": "我只回答小红书的平台规则和政策问题，{platforms}的规则不在我的知识范围内，"
-                          "请以该平台的官方说明为准。",
+        "other_platform": "我只回答小红书的平台规则和政策问题，{platforms}的规则不在我的知识"
+                          "范围内，请以该平台的官方说明为准。",
         "empty": "请直接发送你的问题，例如：{examples}",
         "no_text": "没有看到文字内容。请用文字描述你的问题，例如：{examples}",
         "too_long": "你的消息有 {chars} 字，超过了 {limit} 字的上限。请用一两句话说清你想问的"

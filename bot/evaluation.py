@@ -243,9 +243,10 @@ def score(outcomes: Sequence[Outcome]) -> Metrics:
         mine = [o for o in outcomes if o.case.category == category]
         if mine:
             by_category[category] = (sum(o.correct for o in mine), len(mine))
-    confused = Counter((min(want, o.got), max(want, o.got)) for o in outcomes
+    # A wrong entry given for an expected one: the pair, whichever way round.
+    confused = Counter(tuple(sorted((min(o.case.expect), o.got))) for o in outcomes
                        if o.case.wants_entry and not o.correct and o.got not in
-                       (CLARIFY, FALLBACK) for want in sorted(o.case.expect)[:1])
+                       (CLARIFY, FALLBACK))
     return Metrics(
         n=len(outcomes),
         overall=ratio(sum(o.correct for o in outcomes), len(outcomes)),
@@ -304,10 +305,17 @@ def sweep(service: KnowledgeService, settings: Settings, cases: Sequence[Case],
 def default_grid(base: Thresholds) -> list[Thresholds]:
     """Return the thresholds sweep: answer threshold, margin and decisive gap."""
     return [replace(base, answer=a, margin=m, decisive=d) for a, m, d in itertools.product(
-        (0.35, 0.38, 0.41, 0.44, 0.47, 0.50), (0.0, 0.01, 0.02, 0.04), (0.2, 0.25, 0.3))]
+        (0.35, 0.38, 0.41, 0.44, 0.47), (0.0, 0.02), (0.1, 0.15, 0.2, 0.25, 0.3, 1.0))]
 
 
 # ---------------------------------------------------------------------- the report
+
+
+def _describe(threshold: object) -> str:
+    if isinstance(threshold, Thresholds):
+        return (f"answer {threshold.answer:.2f}, margin {threshold.margin:.2f}, "
+                f"decisive {threshold.decisive:.2f}")
+    return f"fallback below {threshold:.2f}"
 
 
 def _pct(x: float) -> str:
@@ -340,7 +348,8 @@ def format_report(result: Evaluation) -> str:
         n = systems[0].by_category[category][1]
         cells = "".join(f"{_pct(m.category_accuracy(category)):>10}" for m in systems)
         lines.append(f"{category + f' ({n})':26}{cells}")
-    lines += ["", "thresholds: " + "; ".join(f"{k} {v}" for k, v in result.thresholds.items())]
+    lines += ["", "thresholds: " + "; ".join(f"{k} {_describe(v)}"
+                                           for k, v in result.thresholds.items())]
     for name, metrics in zip(names, systems, strict=True):
         if metrics.confused:
             pairs = ", ".join(f"{a} ~ {b} ({n})" for a, b, n in metrics.confused[:5])

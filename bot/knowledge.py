@@ -132,12 +132,13 @@ class KnowledgeBase:
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     other_platforms: tuple[str, ...] = ()
     declined_requests: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
 
     def normalizer(self) -> Normalizer:
         """Build the normaliser that folds aliases and repairs homophones of known terms."""
         concept_terms = [t for c in self.concepts for t in c.terms]
         terms = (*self.terms, *self.aliases.values(), *concept_terms)
-        return Normalizer(self.aliases, tuple(dict.fromkeys(terms)))
+        return Normalizer(self.aliases, tuple(dict.fromkeys(terms)), self.ignore)
 
     def to_json(self) -> bytes:
         """Serialise for storage beside an index build."""
@@ -148,6 +149,7 @@ class KnowledgeBase:
             "terms": list(self.terms),
             "other_platforms": list(self.other_platforms),
             "declined_requests": list(self.declined_requests),
+            "ignore": list(self.ignore),
         }
         return json.dumps(data, ensure_ascii=False).encode()
 
@@ -174,7 +176,8 @@ class KnowledgeBase:
         )
         return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
                    other_platforms=tuple(data.get("other_platforms", ())),
-                   declined_requests=tuple(data.get("declined_requests", ())))
+                   declined_requests=tuple(data.get("declined_requests", ())),
+                   ignore=tuple(data.get("ignore", ())))
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -388,15 +391,17 @@ def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Conce
     return concepts
 
 
-def _parse_aliases(path: Path, rel: str, problems: list[Problem]) -> tuple[dict, tuple]:
+def _parse_aliases(path: Path, rel: str, problems: list[Problem]
+                   ) -> tuple[dict, tuple, tuple]:
+    """Read aliases.yaml: aliases, terms repaired by sound, and words to ignore."""
     if not path.exists():
-        return {}, ()
+        return {}, (), ()
     data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
     if data is None:
-        return {}, ()
+        return {}, (), ()
     if not isinstance(data, dict):
         problems.append(Problem(rel, 1, "aliases.yaml needs 'aliases:' and 'terms:' sections"))
-        return {}, ()
+        return {}, (), ()
     aliases = {}
     for wrong, right in (data.get("aliases") or {}).items():
         if not _as_text(right):
@@ -404,7 +409,8 @@ def _parse_aliases(path: Path, rel: str, problems: list[Problem]) -> tuple[dict,
             continue
         aliases[_as_text(wrong)] = _as_text(right)
     terms = tuple(_as_text(t) for t in data.get("terms") or [])
-    return aliases, terms
+    ignore = tuple(_string_list(data.get("ignore"), rel, 1, problems, offset=0))
+    return aliases, terms, ignore
 
 
 def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tuple[str, ...]]:
@@ -456,17 +462,19 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
             continue
         entries[entry.id] = entry
     concepts = _parse_concepts(root / "concepts.yaml", rel(root / "concepts.yaml"), problems)
-    aliases, terms = _parse_aliases(root / "aliases.yaml", rel(root / "aliases.yaml"), problems)
+    aliases, terms, ignore = _parse_aliases(root / "aliases.yaml", rel(root / "aliases.yaml"),
+                                            problems)
     if not entries and not problems:
         problems.append(Problem(rel(root / "entries"), 0, "no entries found"))
     scope = _parse_scope(root / "scope.yaml", rel(root / "scope.yaml"), problems)
-    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, **scope)
+    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, **scope, ignore=ignore)
     problems.extend(_cross_check(kb, rel(root / "concepts.yaml")))
     errors = [p for p in problems if p.severity == "error"]
     warnings = tuple(p for p in problems if p.severity != "error")
     if errors:
         return None, problems
-    return KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings, **scope), problems
+    return (KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings, **scope,
+                          ignore=ignore), problems)
 
 
 def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:

@@ -44,7 +44,9 @@ class Normalizer:
     """Fold a text into the canonical form used for indexing and matching.
 
     Steps, in order: NFKC (full-width to half-width), traditional to simplified, lower case,
-    alias replacement (longest alias first), then homophone repair of canonical terms: a run
+    alias replacement (longest alias first), removal of words that say nothing in this
+    knowledge (the platform's own name is in almost every question), then homophone repair
+    of canonical terms: a run
     of Chinese characters that reads exactly like a term in toneless pinyin (耗电一体 ~ 号店一体)
     is replaced by the term. Only terms of two or more characters are repaired, because
     one-character homophones are everywhere.
@@ -52,12 +54,16 @@ class Normalizer:
 
     aliases: Mapping[str, str] = field(default_factory=dict)
     terms: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         folded = {_fold(k): _fold(v) for k, v in self.aliases.items() if _fold(k)}
         pattern = "|".join(re.escape(k) for k in sorted(folded, key=len, reverse=True))
         object.__setattr__(self, "_alias_map", folded)
         object.__setattr__(self, "_alias_re", re.compile(pattern) if pattern else None)
+        ignored = sorted({_fold(w) for w in self.ignore if _fold(w).strip()}, key=len, reverse=True)
+        object.__setattr__(self, "_ignore_re",
+                           re.compile("|".join(map(re.escape, ignored))) if ignored else None)
         # length -> first syllable -> [(syllables, term)]: a window is checked only against
         # terms of its length whose first syllable its first character can be read as.
         by_sound: dict[int, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
@@ -73,6 +79,8 @@ class Normalizer:
         text = _fold(strip_control(text))
         if self._alias_re is not None:
             text = self._alias_re.sub(lambda m: self._alias_map[m.group(0)], text)
+        if self._ignore_re is not None:
+            text = _SPACES.sub(" ", self._ignore_re.sub(" ", text)).strip()
         return self._repair_homophones(text)
 
     def _repair_homophones(self, text: str) -> str:

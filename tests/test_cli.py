@@ -28,7 +28,7 @@ def test_chat_json_scenarios_from_the_design_card(run_cli: CliRunner) -> None:
     assert (enterprise["kind"], enterprise["entry_id"]) == ("answer", "getidian-enterprise")
     assert shutiao["kind"] == "answer" and "内容加热" in shutiao["text"]
     assert "聚光" in shutiao["text"] and "千帆" in shutiao["text"]
-    assert (zhike["kind"], zhike["entry_id"]) == ("answer", "zhike-what")
+    assert (zhike["kind"], zhike["entry_id"]) == ("answer", "zhike-pressure")
     assert recipe["kind"] == "fallback" and recipe["entry_id"] is None
     assert (haodian["kind"], haodian["entry_id"]) == ("answer", "haodian-yiti")
 
@@ -74,7 +74,7 @@ def test_kb_check_and_broken_file_keep_the_previous_index(run_cli: CliRunner,
 
     answer = run_cli("ask", "--json", "薯条能带货吗", knowledge=knowledge_copy)
     assert answer.returncode == 0
-    assert json_lines(answer.stdout)[0]["entry_id"] == "shutiao-what"
+    assert json_lines(answer.stdout)[0]["entry_id"] == "shutiao-no-buyers"
     assert "shutiao-what.md" in answer.stderr  # the operator still sees what is wrong
 
 

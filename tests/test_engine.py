@@ -67,10 +67,12 @@ def test_close_candidates_are_offered_as_a_choice(encoder, tmp_path: Path, clock
     root = tmp_path / "kb"
     (root / "entries").mkdir(parents=True)
     _write_entry(root, "refund-how", "薯条订单怎么退款？", ["薯条怎么退款", "薯条退款流程",
-                                                          "投薯条的钱怎么退"])
+                                                          "投薯条的钱怎么退", "薯条能退吗"])
     _write_entry(root, "refund-when", "薯条退款多久到账？", ["薯条退款几天到账",
-                                                            "薯条退款什么时候到", "薯条退钱慢"])
-    _write_entry(root, "zhike", "直客是什么？", ["直客是干嘛的", "直客是官方的吗", "直客KPI"])
+                                                            "薯条退款什么时候到", "薯条退钱慢",
+                                                            "薯条退款要等多久"])
+    _write_entry(root, "zhike", "直客是什么？", ["直客是干嘛的", "直客是官方的吗", "直客KPI",
+                                                 "直客的考核"])
     service = KnowledgeService(root, tmp_path / "var", encoder)
     service.start()
     settings = Settings(thresholds=Thresholds(margin=0.08))
@@ -125,10 +127,10 @@ def test_conversations_do_not_share_pending_questions(engine: Engine) -> None:
 
 
 def test_answer_carries_basis_date_sources_and_related(engine: Engine, key) -> None:
-    reply = engine.reply(key, "薯条能带货吗")
-    assert reply.entry_id == "shutiao-what"
+    reply = engine.reply(key, "薯条能投什么目标")
+    assert reply.entry_id == "shutiao-goals"
     text = render(reply)
-    assert "内容加热" in text and "聚光" in text and "千帆" in render(engine.reply(key, "1"))
+    assert "聚光" in text and "千帆" in text and "内容加热" in render(engine.reply(key, "1"))
     assert "依据：媒体报道" in text and "信息截至 2025" in text and "cqxiaohongshu.com" in text
     assert 1 <= len(reply.options) <= 3
 
@@ -192,4 +194,41 @@ def test_concurrent_messages_of_one_conversation_take_turns(engine: Engine, key)
         picks = pool.submit(engine.reply, key, "2")
         noise = list(pool.map(lambda k: engine.reply(k, "薯条能带货吗"), others))
     assert picks.result().entry_id == "getidian-enterprise"
-    assert all(r.entry_id == "shutiao-what" for r in noise)
+    assert all(r.entry_id == "shutiao-no-buyers" for r in noise)
+
+
+def test_other_platforms_are_out_of_scope_unless_an_entry_covers_them(engine: Engine,
+                                                                      key) -> None:
+    douyin = engine.reply(key, "抖音小店保证金多少")
+    assert (douyin.kind, douyin.reason) == ("fallback", "other_platform")
+    assert "抖音" in douyin.message and engine.store.latest_unanswered(5) == []
+    # The same platform inside our knowledge is answered: the entry speaks of it.
+    assert engine.reply(key, "小红书跟京东合作了吗").entry_id == "jd-cooperation"
+    assert engine.reply(key, "小红书电商和抖音比差多少").entry_id == "gmv-comparison"
+
+
+def test_requests_to_write_copy_are_declined(engine: Engine, key) -> None:
+    reply = engine.reply(key, "帮我写一篇护肤品种草笔记")
+    assert (reply.kind, reply.reason) == ("fallback", "declined")
+    english = engine.reply(key, "translate this for me please? 帮我翻译")
+    assert english.reason == "declined"
+
+
+def test_negated_cue_words_do_not_settle_a_sense(engine: Engine, key) -> None:
+    # "不违规" asks for the compliant way; it must not count as the cue "违规".
+    reply = engine.reply(key, "引流怎么做才不违规")
+    assert reply.entry_id == "siyu-compliant-route"
+
+
+def test_concept_clarification_names_its_concept(engine: Engine, key) -> None:
+    reply = engine.reply(key, "小红书能挂外链吗")
+    assert (reply.kind, reply.concept) == ("clarify", "wailian")
+    assert engine.reply(key, "1").entry_id in {"external-links-now", "hongmao-what",
+                                               "jd-cooperation"}
+
+
+def test_one_sense_far_ahead_of_the_others_is_answered_without_asking(engine: Engine,
+                                                                     key) -> None:
+    # 导流 is ambiguous, but only forbidden-diversion entries match this question well.
+    assert engine.reply(key, "导流新规是几号开始执行的").entry_id == "trade-diversion-rules"
+    assert engine.reply(key, "导流怎么弄").kind == "clarify"

@@ -41,3 +41,10 @@ def test_control_characters_and_space_are_cleaned() -> None:
     assert strip_control("a\x00b\u200b\n\n c\x7f") == "ab c"
     assert not has_meaning("😀😀！！…")
     assert has_meaning("😀薯条")
+
+
+def test_ignored_words_vanish_after_aliases() -> None:
+    n = Normalizer({"rednote": "小红书"}, (), ("小红书",))
+    assert n("小红书的 薯条") == "的 薯条"
+    assert n("RedNote international version") == "international version"
+    assert n("小红书") == ""

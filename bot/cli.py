@@ -17,12 +17,13 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.engine import ConversationKey, Engine
-from bot.knowledge import KnowledgeError, check_knowledge
+from bot.knowledge import KnowledgeBase, KnowledgeError, check_knowledge
 from bot.render import render
 from bot.replies import Reply
-from bot.service import KnowledgeService
+from bot.service import KnowledgeService, documents
 from bot.storage import SQLiteStore
 from index.encoders import make_encoder
+from index.search import open_index
 
 log = logging.getLogger("bot")
 
@@ -119,12 +120,30 @@ def cmd_kb_check(settings: Settings, args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     errors = sum(1 for p in problems if p.severity == "error")
-    if kb is not None:
-        print(f"ok: {len(kb.entries)} entries, {len(kb.concepts)} concepts, "
-              f"{len(kb.aliases)} aliases, {len(problems)} warnings", file=sys.stderr)
-    else:
+    if kb is None:
         print(f"{errors} errors", file=sys.stderr)
-    return 1 if errors else 0
+        return 1 if errors else 0
+    if args.confusable > 0:
+        _print_confusable(kb, settings, args.confusable)
+    print(f"ok: {len(kb.entries)} entries, {len(kb.concepts)} concepts, "
+          f"{len(kb.aliases)} aliases, {len(problems)} warnings", file=sys.stderr)
+    return 0
+
+
+def _print_confusable(kb: KnowledgeBase, settings: Settings, min_score: float) -> None:
+    """List entry pairs whose questions the encoder can hardly tell apart."""
+    encoder = make_encoder(settings.encoder, settings.encoder_model)
+    # Built in memory: a check must not change which build the bot serves.
+    index, _ = open_index(documents(kb), kb.normalizer(), encoder, None, settings.weights)
+    pairs = index.confusable(min_score)
+    print(f"confusable entry pairs (questions at least {min_score:.2f} alike; sharpen the "
+          "questions, add cue words, or link the entries with related): "
+          f"{len(pairs) or 'none'}")
+    for pair in pairs:
+        linked = (pair.key_b in kb.entries[pair.key_a].related
+                  or pair.key_a in kb.entries[pair.key_b].related)
+        print(f"  {pair.score:.2f}  {pair.key_a} ~ {pair.key_b}{'  (related)' if linked else ''}"
+              f"\n        「{pair.question_a}」 ≈ 「{pair.question_b}」")
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -208,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_index_build)
     kb = sub.add_parser("kb", help="knowledge commands").add_subparsers(dest="action",
                                                                        required=True)
-    kb.add_parser("check", help="validate the knowledge files").set_defaults(func=cmd_kb_check)
+    check = kb.add_parser("check", help="validate the knowledge files")
+    check.add_argument("--confusable", type=float, default=0.75, metavar="SCORE",
+                       help="list entry pairs whose questions are this alike (0..1; 0: skip)")
+    check.set_defaults(func=cmd_kb_check)
     ev = sub.add_parser("eval", help="score the bot and baselines on the development set")
     ev.add_argument("--half", default="report", choices=("calibrate", "report", "all"),
                     help="which half of the set to report (default: report)")

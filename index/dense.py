@@ -52,3 +52,27 @@ def background_similarity(vectors: np.ndarray, owners: np.ndarray, sample: int =
 def rescale(cosines: np.ndarray, floor: float) -> np.ndarray:
     """Map cosines onto [0, 1], where floor (unrelated) becomes 0 and 1 stays 1."""
     return np.clip((cosines - floor) / max(1.0 - floor, 1e-6), 0.0, 1.0)
+
+
+def close_pairs(index: faiss.Index, owners: np.ndarray, k: int = 8
+                ) -> list[tuple[float, int, int]]:
+    """Return the closest two vectors of each pair of owners that are neighbours at all.
+
+    Each row is (cosine, vector of the lower owner, vector of the higher owner), most similar
+    first. Only each vector's k nearest neighbours are looked at, so the cost grows as n*k.
+    """
+    n = index.ntotal
+    if n < 2:
+        return []
+    vectors = index.reconstruct_n(0, n)
+    scores, ids = index.search(vectors, min(k + 1, n))
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    for i in range(n):
+        for score, j in zip(scores[i], ids[i], strict=True):
+            if j < 0 or owners[j] == owners[i]:
+                continue
+            a, b = (i, int(j)) if owners[i] < owners[j] else (int(j), i)
+            pair = (int(owners[a]), int(owners[b]))
+            if pair not in best or score > best[pair][0]:
+                best[pair] = (float(score), a, b)
+    return sorted(best.values(), reverse=True)

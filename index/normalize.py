@@ -78,10 +78,15 @@ class Normalizer:
         """Return the normalised form of text."""
         text = _fold(strip_control(text))
         if self._alias_re is not None:
-            text = self._alias_re.sub(lambda m: self._alias_map[m.group(0)], text)
+            text = self._alias_re.sub(self._expand, text)
         if self._ignore_re is not None:
             text = _SPACES.sub(" ", self._ignore_re.sub(" ", text)).strip()
         return self._repair_homophones(text)
+
+    def _expand(self, match: re.Match[str]) -> str:
+        """Replace an alias, unless the canonical form is already written there (红猫计划)."""
+        target = self._alias_map[match.group(0)]
+        return match.group(0) if match.string.startswith(target, match.start()) else target
 
     def _repair_homophones(self, text: str) -> str:
         if not self._by_sound:

@@ -13,7 +13,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.dense import background_similarity, best_per_owner, build_faiss, rescale
+from index.dense import background_similarity, best_per_owner, build_faiss, close_pairs, rescale
 from index.encoders import Encoder
 from index.fusion import FusionWeights, fuse, lexical_channel
 from index.lexical import Bm25Index, bm25_scores, build_bm25, tokenize
@@ -67,6 +67,7 @@ class SearchIndex:
     bm25_questions: Bm25Index
     bm25_answers: Bm25Index
     weights: FusionWeights = field(default_factory=FusionWeights)
+    texts: tuple[str, ...] = ()  # the normalised question behind each vector
 
     def search(self, text: str, restrict: set[str] | None = None, top_k: int = 5) -> list[Hit]:
         """Return the best entries for text, best first; restrict limits them to some keys."""
@@ -97,6 +98,28 @@ class SearchIndex:
             if len(hits) == top_k:
                 break
         return hits
+
+    def confusable(self, min_score: float) -> list[Confusable]:
+        """Return pairs of entries whose questions embed at least min_score alike (0..1)."""
+        rows = []
+        for cosine, a, b in close_pairs(self.faiss_index, self.owners):
+            score = float(rescale(np.array([cosine]), self.floor)[0])
+            if score < min_score:
+                break
+            rows.append(Confusable(self.keys[self.owners[a]], self.keys[self.owners[b]], score,
+                                   self.texts[a], self.texts[b]))
+        return rows
+
+
+@dataclass(frozen=True)
+class Confusable:
+    """Two entries with questions so alike that the dense channel can hardly tell them apart."""
+
+    key_a: str
+    key_b: str
+    score: float
+    question_a: str
+    question_b: str
 
 
 @dataclass(frozen=True)
@@ -146,13 +169,15 @@ def open_index(
     }
     lexical = _build_lexical(normalised)
     keys = [d.key for d in docs]
+    texts = tuple(q for d in normalised for q in d.questions)
     build = current_build(root) if root is not None and not force else None
     if build is not None:
         manifest = read_manifest(build)
         if all(manifest.get(k) == v for k, v in wanted.items()):
             owners, index = load_arrays(build)
             floor = float(manifest["floor"])
-            search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights)
+            search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights,
+                                 texts)
             report = BuildReport(True, 0, time.perf_counter() - started, build)
             return search, report
         log.info("index build %s does not match the knowledge or encoder; rebuilding", build.name)
@@ -169,7 +194,7 @@ def open_index(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         build_dir = write_build(root, manifest, vectors, owners, index, extra or {})
-    search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights)
+    search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights, texts)
     return search, BuildReport(False, embedded, time.perf_counter() - started, build_dir)
 
 

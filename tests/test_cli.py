@@ -54,8 +54,9 @@ def test_bad_input_never_shows_a_traceback(run_cli: CliRunner) -> None:
 
 def test_kb_check_and_broken_file_keep_the_previous_index(run_cli: CliRunner,
                                                           knowledge_copy: Path) -> None:
-    ok = run_cli("kb", "check", knowledge=knowledge_copy)
+    ok = run_cli("kb", "check", "--confusable", "0", knowledge=knowledge_copy)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "confusable" not in ok.stdout
     built = run_cli("index", "build", knowledge=knowledge_copy)
     assert built.returncode == 0 and "index ready" in built.stdout
 
@@ -65,7 +66,7 @@ def test_kb_check_and_broken_file_keep_the_previous_index(run_cli: CliRunner,
     lines[line - 1] = "related: [shutiao-vs-juguang, does-not-exist]"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    check = run_cli("kb", "check", knowledge=knowledge_copy)
+    check = run_cli("kb", "check", "--confusable", "0", knowledge=knowledge_copy)
     assert check.returncode == 1
     assert (f"knowledge/entries/tools/shutiao-what.md:{line}: related entry 'does-not-exist' "
             "does not exist") in check.stdout
@@ -91,3 +92,25 @@ def test_broken_knowledge_without_any_build_fails_clearly(run_cli: CliRunner,
 def test_serve_without_credentials_explains_itself(run_cli: CliRunner) -> None:
     result = run_cli("serve")
     assert result.returncode == 2 and "TELEGRAM_BOT_TOKEN" in result.stderr
+
+
+def test_kb_check_reports_confusable_entry_pairs(run_cli: CliRunner, knowledge_copy: Path,
+                                                tmp_path: Path) -> None:
+    # Two entries asked in nearly the same words: the report must name them side by side.
+    source = knowledge_copy / "entries/zhike/zhike-what.md"
+    twin = source.read_text(encoding="utf-8").replace("id: zhike-what", "id: zhike-twin")
+    twin = twin.replace("title: 直客是什么人？他们的 KPI 和什么挂钩？", "title: 直客到底是什么人？")
+    twin = "\n".join(line + "呀" if line.startswith("  - ") else line
+                     for line in twin.splitlines()) + "\n"
+    (knowledge_copy / "entries/zhike/zhike-twin.md").write_text(twin, encoding="utf-8")
+    result = run_cli("kb", "check", "--confusable", "0.9", knowledge=knowledge_copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("confusable entry pairs"))
+    pair = lines[header + 1].split()
+    assert float(pair[0]) >= 0.9 and pair[1:4] == ["zhike-twin", "~", "zhike-what"], lines
+    assert "「" in lines[header + 2] and "≈" in lines[header + 2]
+    # Nothing in the real knowledge is that close.
+    real = run_cli("kb", "check", "--confusable", "0.9")
+    assert "confusable entry pairs (questions at least 0.90 alike" in real.stdout
+    assert real.stdout.rstrip().endswith("none"), real.stdout

@@ -33,8 +33,14 @@ def test_homophone_repair_leaves_ordinary_words_alone(normalize: Normalizer) -> 
 
 
 def test_longest_alias_wins() -> None:
-    n = Normalizer({"红猫": "红猫计划", "红猫计划计划": "红猫计划"}, ())
-    assert n("红猫计划计划") == "红猫计划"
+    n = Normalizer({"红猫": "红猫计划", "巨光": "聚光", "巨光计划": "聚光计划"}, ())
+    assert n("巨光计划") == "聚光计划"
+
+
+def test_alias_leaves_the_canonical_form_alone() -> None:
+    n = Normalizer({"红猫": "红猫计划"}, ())
+    assert n("红猫是什么") == "红猫计划是什么"
+    assert n("红猫计划是什么") == "红猫计划是什么"
 
 
 def test_control_characters_and_space_are_cleaned() -> None:

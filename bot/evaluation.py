@@ -305,7 +305,7 @@ def sweep(service: KnowledgeService, settings: Settings, cases: Sequence[Case],
 def default_grid(base: Thresholds) -> list[Thresholds]:
     """Return the thresholds sweep: answer threshold, margin and decisive gap."""
     return [replace(base, answer=a, margin=m, decisive=d) for a, m, d in itertools.product(
-        (0.35, 0.38, 0.41, 0.44, 0.47), (0.0, 0.02), (0.1, 0.15, 0.2, 0.25, 0.3, 1.0))]
+        (0.35, 0.38, 0.41, 0.44, 0.47), (0.0, 0.02), (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0))]
 
 
 # ---------------------------------------------------------------------- the report

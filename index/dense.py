@@ -15,11 +15,15 @@ def build_faiss(vectors: np.ndarray) -> faiss.Index:
 
 
 def best_per_owner(
-    index: faiss.Index, query: np.ndarray, owners: np.ndarray, n_owners: int, k: int = 256
+    index: faiss.Index, query: np.ndarray, owners: np.ndarray, n_owners: int, k: int = 256,
+    second_weight: float = 0.0,
 ) -> np.ndarray:
-    """Return, for each owner (entry), the highest cosine of any of its vectors to query.
+    """Return, for each owner (entry), how close its questions come to query.
 
-    Owners none of whose vectors are among the k nearest get -1.
+    The score is the highest cosine of any of its vectors, blended with its second highest
+    by second_weight: an entry two of whose phrasings match is a safer bet than one that a
+    single stray phrasing matches. Owners none of whose vectors are among the k nearest get
+    -1; an owner with one vector near uses that cosine for both.
     """
     best = np.full(n_owners, -1.0, dtype=np.float32)
     if index.ntotal == 0:
@@ -27,8 +31,18 @@ def best_per_owner(
     k = min(k, index.ntotal)
     scores, ids = index.search(query.reshape(1, -1).astype(np.float32), k)
     found = ids[0] >= 0
-    np.maximum.at(best, owners[ids[0][found]], scores[0][found])
-    return best
+    hit_owners, hit_scores = owners[ids[0][found]], scores[0][found]
+    # FAISS returns neighbours best first: an owner's first occurrence is its best vector.
+    _, first = np.unique(hit_owners, return_index=True)
+    best[hit_owners[first]] = hit_scores[first]
+    if second_weight <= 0.0:
+        return best
+    rest = np.ones(len(hit_owners), dtype=bool)
+    rest[first] = False
+    second = best.copy()
+    _, again = np.unique(hit_owners[rest], return_index=True)
+    second[hit_owners[rest][again]] = hit_scores[rest][again]
+    return np.where(best > -1.0, (1.0 - second_weight) * best + second_weight * second, best)
 
 
 def background_similarity(vectors: np.ndarray, owners: np.ndarray, sample: int = 2000) -> float:

@@ -14,6 +14,7 @@ class FusionWeights:
     dense: float = 0.6
     lexical: float = 0.4
     answer_text: float = 0.5  # how much a match in the answer counts against one in the questions
+    second_question: float = 0.25  # how much an entry's second-best question adds to its best
 
 
 def lexical_channel(

@@ -82,7 +82,8 @@ class SearchIndex:
     ) -> list[Hit]:
         """Search with a query already normalised and encoded."""
         n = len(self.keys)
-        dense = rescale(best_per_owner(self.faiss_index, query, self.owners, n), self.floor)
+        dense = rescale(best_per_owner(self.faiss_index, query, self.owners, n,
+                                       second_weight=self.weights.second_question), self.floor)
         tokens = tokenize(normalised)
         lex_q = bm25_scores(self.bm25_questions, tokens)
         lex_a = bm25_scores(self.bm25_answers, tokens)

@@ -221,7 +221,7 @@ def test_negated_cue_words_do_not_settle_a_sense(engine: Engine, key) -> None:
 
 
 def test_concept_clarification_names_its_concept(engine: Engine, key) -> None:
-    reply = engine.reply(key, "小红书能挂外链吗")
+    reply = engine.reply(key, "外链要什么条件")
     assert (reply.kind, reply.concept) == ("clarify", "wailian")
     assert engine.reply(key, "1").entry_id in {"external-links-now", "hongmao-what",
                                                "jd-cooperation"}

@@ -32,6 +32,10 @@ def test_best_per_owner_takes_each_entrys_closest_question() -> None:
     query = np.array([0.0, 0.8, 0.6, 0.0], dtype=np.float32)
     best = best_per_owner(index, query, owners, 3)
     assert best.tolist() == pytest.approx([0.8, 0.6, 0.0])
+    # A quarter of the second-best question: entry 0's other question (cosine 0) pulls it
+    # down; an entry with one question keeps its score.
+    blended = best_per_owner(index, query, owners, 3, second_weight=0.25)
+    assert blended.tolist() == pytest.approx([0.6, 0.6, 0.0])
 
 
 def test_rescale_and_background_floor() -> None:

@@ -6,15 +6,19 @@ With --json, stdout carries exactly one JSON line per reply and nothing else; lo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bot import logsafe
 from bot.config import Settings
 from bot.engine import ConversationKey, Engine
 from bot.knowledge import KnowledgeBase, KnowledgeError, check_knowledge
@@ -24,6 +28,9 @@ from bot.service import KnowledgeService, documents
 from bot.storage import SQLiteStore
 from index.encoders import make_encoder
 from index.search import open_index
+
+if TYPE_CHECKING:
+    from bot.channels.telegram import TelegramConfig
 
 log = logging.getLogger("bot")
 
@@ -189,16 +196,38 @@ def configured_channels(env: dict[str, str]) -> list[str]:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Serve the configured chat channels."""
+    """Serve the configured chat channels until interrupted."""
+    from bot.channels.telegram import TelegramConfig
+
     channels = configured_channels(dict(os.environ))
     if not channels:
         print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
               "(see README); `python -m bot chat` talks to the bot in the terminal",
               file=sys.stderr)
         return 2
-    print(f"channels {', '.join(channels)} are configured but not built into this version",
-          file=sys.stderr)
-    return 2
+    if "wecom" in channels:
+        print("the WeCom channel is not built into this version yet; serving the others",
+              file=sys.stderr)
+    telegram = TelegramConfig.from_env()
+    if telegram is None:
+        return 2
+    app = open_app(settings)
+    asyncio.run(_serve(app, telegram))
+    return 0
+
+
+async def _serve(app: App, telegram: TelegramConfig) -> None:
+    """Run the channels in one event loop until SIGINT or SIGTERM."""
+    from bot.channels import telegram as tg
+    from bot.channels.core import Dialogue
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    dialogue = Dialogue(app.engine, app.service, app.store, app.settings,
+                        app.settings.telegram_admins)
+    await tg.run(tg.build_application(dialogue, telegram), telegram, stop)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -249,8 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=os.environ.get("BOT_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.configure(os.environ.get("BOT_LOG_LEVEL", "WARNING").upper())
     started = time.perf_counter()
     try:
         settings = Settings.from_env()

@@ -35,6 +35,10 @@ class Settings:
     history_turns: int = 3  # earlier messages whose cue words still settle a sense
     thresholds: Thresholds = field(default_factory=Thresholds)
     weights: FusionWeights = field(default_factory=FusionWeights)
+    telegram_admins: frozenset[str] = frozenset()  # Telegram user ids allowed admin commands
+    wecom_admins: frozenset[str] = frozenset()  # WeCom user ids allowed admin commands
+    user_rate_limit: int = 10  # questions one user may ask per window (0: no limit)
+    user_rate_window: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -53,7 +57,16 @@ class Settings:
             history_turns=int(env.get("BOT_HISTORY_TURNS", base.history_turns)),
             thresholds=thresholds,
             weights=weights,
+            telegram_admins=_ids(env.get("BOT_ADMIN_TELEGRAM_IDS", "")),
+            wecom_admins=_ids(env.get("BOT_ADMIN_WECOM_IDS", "")),
+            user_rate_limit=int(env.get("BOT_USER_RATE_LIMIT", base.user_rate_limit)),
+            user_rate_window=float(env.get("BOT_USER_RATE_WINDOW", base.user_rate_window)),
         )
+
+
+def _ids(raw: str) -> frozenset[str]:
+    """Parse a comma-separated list of user ids."""
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _override(obj, env: dict[str, str], prefix: str):

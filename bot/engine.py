@@ -95,12 +95,32 @@ class Engine:
 
     def reply(self, key: ConversationKey, text: str) -> Reply:
         """Reply to one message in the conversation named by key; safe to call from threads."""
+        with self._lock_for(key):
+            return self._reply(key, text)
+
+    def choose(self, key: ConversationKey, option_id: str) -> Reply | None:
+        """Apply a pick made with a button; None when that option is no longer on offer."""
+        with self._lock_for(key):
+            now = self.clock()
+            snap = self.service.current
+            conv = self.store.load_conversation(str(key), now)
+            pending = conv.pending
+            if not pending or now - pending.asked_at > self.settings.pending_ttl:
+                return None
+            option = next((o for o in pending.options if o.id == option_id), None)
+            if option is None:
+                return None
+            conv.pending = None
+            lang = _language(pending.question)
+            reply = self._resolve(key, pending, option, snap, now, lang, conv)
+            return self._finish(key, conv, now, reply)
+
+    def _lock_for(self, key: ConversationKey) -> threading.Lock:
         with self._locks_guard:
             lock = self._locks.get(str(key))
             if lock is None:
                 lock = self._locks[str(key)] = threading.Lock()
-        with lock:
-            return self._reply(key, text)
+        return lock
 
     def _reply(self, key: ConversationKey, text: str) -> Reply:
         now = self.clock()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import re
+from collections.abc import Callable
 from functools import cache
 
 import jinja2
+from markupsafe import Markup
 
 from bot.replies import Reply
 
-_FORMATS = {"text": "reply.txt.j2"}
+_FORMATS = {"text": "reply.txt.j2", "html": "reply.html.j2"}
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_TAG = re.compile(r"</?[a-z]+>")
 
 # The frame around an answer, in the user's language; the answers themselves are Chinese.
 LABELS = {
@@ -32,19 +38,93 @@ LABELS = {
 }
 
 
+def _rich(text: str) -> Markup:
+    """Escape answer text for HTML and turn its **bold** marks into <b> tags."""
+    return Markup(_BOLD.sub(r"<b>\1</b>", html.escape(text, quote=False)))
+
+
 @cache
 def _environment(autoescape: bool) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("bot", "templates"),
         autoescape=autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["rich"] = _rich
+    return env
 
 
 def render(reply: Reply, fmt: str = "text") -> str:
-    """Render reply in fmt ("text"); HTML formats escape everything user-provided."""
+    """Render reply in fmt ("text" or "html"); HTML escapes every text it did not write."""
     template = _environment(fmt.startswith("html")).get_template(_FORMATS[fmt])
     labels = LABELS.get(reply.lang, LABELS["zh"])
     return template.render(reply=reply, entry=reply.entry, t=labels).strip()
+
+
+def split_message(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split text into parts of at most limit (as measured) on paragraph boundaries.
+
+    A paragraph longer than the limit is split on line breaks, and a line longer than that
+    between characters, never inside an HTML entity; such a paragraph loses its HTML tags
+    first, since a tag cut in two would make the part unparseable. Nothing else is lost:
+    joining the parts with blank lines gives back the paragraphs.
+    """
+    parts: list[str] = []
+    current = ""
+    for piece in _pieces(text, limit, measure):
+        candidate = f"{current}\n\n{piece}" if current else piece
+        if current and measure(candidate) > limit:
+            parts.append(current)
+            current = piece
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _pieces(text: str, limit: int, measure: Callable[[str], int]) -> list[str]:
+    pieces = []
+    for paragraph in (p.strip("\n") for p in text.split("\n\n")):
+        if not paragraph:
+            continue
+        if measure(paragraph) <= limit:
+            pieces.append(paragraph)
+            continue
+        paragraph = _TAG.sub("", paragraph)
+        line_part = ""
+        for line in paragraph.split("\n"):
+            for chunk in _hard_split(line, limit, measure):
+                candidate = f"{line_part}\n{chunk}" if line_part else chunk
+                if line_part and measure(candidate) > limit:
+                    pieces.append(line_part)
+                    line_part = chunk
+                else:
+                    line_part = candidate
+        if line_part:
+            pieces.append(line_part)
+    return pieces
+
+
+def _hard_split(line: str, limit: int, measure: Callable[[str], int]) -> list[str]:
+    """Cut an over-long line between characters, outside HTML entities."""
+    chunks = []
+    start = 0
+    while measure(line[start:]) > limit:
+        end, safe = start, start
+        inside = False
+        while end < len(line) and measure(line[start:end + 1]) <= limit:
+            ch = line[end]
+            inside = inside or ch in "<&"
+            end += 1
+            if inside and ch in ">;":
+                inside = False
+            if not inside:
+                safe = end
+        safe = safe if safe > start else end  # a single tag longer than the limit
+        chunks.append(line[start:safe])
+        start = safe
+    chunks.append(line[start:])
+    return chunks

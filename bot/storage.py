@@ -79,6 +79,10 @@ class Store(Protocol):
 
     def reply_counts(self, since: float) -> dict[str, int]: ...
 
+    def feedback_counts(self, since: float) -> tuple[int, int]: ...
+
+    def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]: ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, state TEXT NOT NULL,
@@ -160,6 +164,24 @@ class SQLiteStore:
                 "SELECT kind, COUNT(*) FROM replies WHERE at >= ? GROUP BY kind", (since,)
             ).fetchall()
         return dict(rows)
+
+    def feedback_counts(self, since: float) -> tuple[int, int]:
+        """Count 👍 and 👎 since a Unix time."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(useful), 0), COALESCE(SUM(1 - useful), 0) FROM feedback "
+                "WHERE at >= ?", (since,)
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]:
+        """Return the most often asked unanswered questions since a Unix time."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT text, COUNT(*) AS n FROM unanswered WHERE at >= ? GROUP BY text "
+                "ORDER BY n DESC, MAX(at) DESC LIMIT ?", (since, limit)
+            ).fetchall()
+        return [(text, int(n)) for text, n in rows]
 
     def close(self) -> None:
         """Close the database."""

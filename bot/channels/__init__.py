@@ -1,0 +1,1 @@
+"""Chat channels: each converts its platform's events into `Inbound` and renders replies."""

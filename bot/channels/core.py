@@ -1,0 +1,106 @@
+"""What every channel shares: the channel-neutral inbound message and the dialogue front desk.
+
+A channel turns a platform event into an `Inbound`, hands it to `Dialogue`, and renders what
+comes back. Rate limits, admin checks and running the (blocking) engine off the event loop live
+here once, so adding a channel is adding one module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.admin import ADMIN_COMMANDS, GROUP_NOTICE, REFUSAL, AdminConsole
+from bot.config import Settings
+from bot.engine import ConversationKey, Engine
+from bot.ratelimit import RateLimiter
+from bot.replies import Reply
+from bot.service import KnowledgeService
+from bot.storage import Store
+
+RATE_LIMITED = "你提问太快了，请稍等一分钟再问。"
+EMPTY_ASK = "请在命令后面写上你的问题，例如：/ask 个体店怎么开"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a user, whatever the platform."""
+
+    channel: str
+    chat: str
+    user: str
+    text: str
+    group: bool = False
+
+    @property
+    def key(self) -> ConversationKey:
+        # Per chat and user: two sellers in one group never share a pending question.
+        return ConversationKey(self.channel, self.chat, self.user)
+
+
+class Dialogue:
+    """Answer inbound messages with the engine, within limits, and run admin commands."""
+
+    def __init__(self, engine: Engine, service: KnowledgeService, store: Store,
+                 settings: Settings, admins: frozenset[str],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.service = service
+        self.store = store
+        self.admins = admins
+        self.console = AdminConsole(service, store, clock)
+        self.limiter = RateLimiter(settings.user_rate_limit, settings.user_rate_window)
+        self.clock = clock
+
+    async def ask(self, message: Inbound) -> Reply | str:
+        """Reply to a question: a Reply, or a plain notice (rate limited, empty /ask)."""
+        if not message.text.strip():
+            return EMPTY_ASK
+        if not self.limiter.allow(f"{message.channel}:{message.user}"):
+            return RATE_LIMITED
+        # The encoder is CPU work: keep it off the event loop so other chats go on.
+        return await asyncio.to_thread(self.engine.reply, message.key, message.text)
+
+    async def choose(self, message: Inbound, option_id: str) -> Reply | None:
+        """Apply a button pick; None when the option is stale."""
+        return await asyncio.to_thread(self.engine.choose, message.key, option_id)
+
+    def is_admin(self, user: str) -> bool:
+        return user in self.admins
+
+    async def admin(self, message: Inbound, command: str, argument: str) -> str:
+        """Run an admin command for an admin in a private chat; refuse everyone else."""
+        if command not in ADMIN_COMMANDS:
+            raise ValueError(f"unknown admin command {command!r}")
+        if not self.is_admin(message.user):
+            return REFUSAL
+        if message.group:
+            return GROUP_NOTICE  # statistics and errors are not for a seller group's eyes
+        return await asyncio.to_thread(self.console.run, command, argument)
+
+    def feedback(self, message: Inbound, entry_id: str, useful: bool) -> bool:
+        """Record 👍/👎 on an answered entry; False if the entry is unknown."""
+        if entry_id not in self.service.current.kb.entries:
+            return False
+        self.store.record_feedback(self.clock(), message.channel, message.user, entry_id, useful)
+        return True
+
+    def help_text(self) -> str:
+        """Describe what the bot knows, with example questions (plain text)."""
+        kb = self.service.current.kb
+        topics = list(dict.fromkeys(e.topic for e in kb.entries.values()))
+        examples = [kb.entries[c.general[0]].title for c in kb.concepts if c.general][:4]
+        lines = [
+            "我根据整理过的知识库回答小红书卖家和博主的平台规则问题，每个回答都注明依据、来源和"
+            "信息截至时间；问题有歧义时会先反问，不知道时会直说。",
+            "",
+            "我了解的主题：" + "、".join(topics),
+            "",
+            "可以这样问：",
+            *[f"· {q}" for q in examples],
+            "",
+            "私聊直接发问题即可。群里请用 /ask 问题，或 @我，或回复我的消息。",
+        ]
+        return "\n".join(lines)

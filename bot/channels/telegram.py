@@ -1,0 +1,321 @@
+"""Telegram channel: python-telegram-bot 22 Application, long polling or webhook.
+
+Private chats: every text is a question. Groups: only /ask, @mentions of the bot and replies to
+the bot's own messages, answered quoting the asker. Clarifying options, related questions and
+feedback travel as inline buttons whose callback data stays under 64 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.admin import ADMIN_COMMANDS
+from bot.channels.core import Dialogue, Inbound
+from bot.render import render, split_message
+from bot.replies import Reply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MAX_TEXT = 4096
+MAX_CALLBACK = 64
+PUBLIC_COMMANDS = [BotCommand("ask", "提问：/ask 你的问题"), BotCommand("help", "能问什么、怎么问"),
+                   BotCommand("start", "开始使用")]
+ADMIN_MENU = [BotCommand("reload", "重新加载知识库"),
+              BotCommand("stats", "统计：/stats 2026-11-01"),
+              BotCommand("unanswered", "最近没能回答的问题")]
+NOT_YOURS = "这是别人提的问题，只有提问的人可以选择。"
+EXPIRED = "这个问题已经过期了，请重新提问。"
+THANKS = "谢谢反馈！"
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """Telegram settings from the environment; the token never appears in repr or logs."""
+
+    token: str = field(repr=False)
+    base_url: str = "https://api.telegram.org/bot"
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    listen: str = "0.0.0.0"
+    port: int = 8443
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> TelegramConfig | None:
+        """Read TELEGRAM_*; None when no token is set."""
+        env = dict(os.environ if env is None else env)
+        token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not token:
+            return None
+        webhook_url = env.get("TELEGRAM_WEBHOOK_URL", "").strip()
+        secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
+        if webhook_url and not secret:
+            raise ValueError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
+                             "a webhook without a secret would accept forged updates")
+        return cls(
+            token=token,
+            base_url=env.get("TELEGRAM_API_BASE_URL", cls.base_url).strip() or cls.base_url,
+            webhook_url=webhook_url,
+            webhook_secret=secret,
+            listen=env.get("TELEGRAM_WEBHOOK_LISTEN", cls.listen),
+            port=int(env.get("TELEGRAM_WEBHOOK_PORT", cls.port)),
+        )
+
+    @property
+    def file_url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
+
+
+def build_application(dialogue: Dialogue, config: TelegramConfig) -> Application:
+    """Assemble the Application with every handler; nothing runs until it is started."""
+    application = (
+        Application.builder()
+        .token(config.token)
+        .base_url(config.base_url)
+        .base_file_url(config.file_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))  # queues sends, retries 429 RetryAfter
+        .concurrent_updates(64)  # one slow reply must not hold up other chats
+        .build()
+    )
+    application.bot_data["dialogue"] = dialogue
+    application.add_handler(CommandHandler(["start", "help"], on_help))
+    application.add_handler(CommandHandler("ask", on_ask))
+    application.add_handler(CommandHandler(list(ADMIN_COMMANDS), on_admin))
+    application.add_handler(CallbackQueryHandler(on_button))
+    text = filters.TEXT & ~filters.COMMAND
+    application.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, on_private_text))
+    application.add_handler(MessageHandler(text & filters.ChatType.GROUPS, on_group_text))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def run(application: Application, config: TelegramConfig, stop: asyncio.Event) -> None:
+    """Serve until stop is set: long polling, or a webhook when TELEGRAM_WEBHOOK_URL is set."""
+    await application.initialize()
+    await _register_commands(application)
+    await application.start()
+    updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
+    try:
+        if config.webhook_url:
+            await application.updater.start_webhook(
+                listen=config.listen, port=config.port,
+                url_path=urlparse(config.webhook_url).path.lstrip("/"),
+                webhook_url=config.webhook_url, secret_token=config.webhook_secret,
+                allowed_updates=updates)
+            log.info("telegram webhook listening on %s:%d", config.listen, config.port)
+        else:
+            await application.updater.start_polling(allowed_updates=updates,
+                                                    error_callback=_polling_error)
+            log.info("telegram long polling started")
+        await stop.wait()
+    finally:
+        if application.updater.running:
+            await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+
+# ---------------------------------------------------------------------- handlers
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Explain what the bot knows and how to ask, with examples."""
+    await _send(update.effective_message, _dialogue(context).help_text(), "", quote=False)
+
+
+async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer `/ask question` (in groups also `/ask@this_bot question`)."""
+    await _answer(update, context, " ".join(context.args or ()))
+
+
+async def on_private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Treat every text in a private chat as a question."""
+    await _answer(update, context, update.effective_message.text or "")
+
+
+async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a group message only when it mentions the bot or replies to it."""
+    message = update.effective_message
+    question = addressed_text(message, context.bot.id, context.bot.username)
+    if question is not None:
+        await _answer(update, context, question)
+
+
+async def on_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Run /reload, /stats and /unanswered for configured admins."""
+    message = update.effective_message
+    command = (message.text or "").split()[0].lstrip("/").split("@")[0].lower()
+    inbound = _inbound(update, "")
+    result = await _dialogue(context).admin(inbound, command, " ".join(context.args or ()))
+    await _send(message, result, inbound.user, quote=inbound.group)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Handle an option, related-question or feedback button."""
+    query = update.callback_query
+    kind, _, rest = (query.data or "").partition(":")
+    inbound = Inbound(CHANNEL, str(query.message.chat.id), str(query.from_user.id), "",
+                      query.message.chat.type != ChatType.PRIVATE)
+    dialogue = _dialogue(context)
+    if kind == "f":
+        entry_id, _, vote = rest.rpartition(":")
+        recorded = dialogue.feedback(inbound, entry_id, vote == "1")
+        await query.answer(THANKS if recorded else EXPIRED)
+        return
+    asker, _, option_id = rest.partition(":")
+    if kind not in ("c", "o") or not option_id:
+        await query.answer()
+        return
+    if asker != inbound.user:
+        await query.answer(NOT_YOURS, show_alert=True)  # in groups only the asker's press counts
+        return
+    reply = await dialogue.choose(inbound, option_id)
+    if reply is None:
+        await query.answer(EXPIRED, show_alert=True)
+        return
+    await query.answer()
+    if kind == "c":
+        # Show the choice on the question itself, and take its buttons away.
+        label = _button_label(query.message, query.data) or option_id
+        await query.edit_message_text(f"{query.message.text_html}\n\n✅ {html.escape(label)}",
+                                      parse_mode=ParseMode.HTML, reply_markup=None)
+    await _send(query.message, reply, inbound.user, quote=inbound.group)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log a handler's exception; the application keeps serving."""
+    log.error("telegram update failed", exc_info=context.error)
+
+
+def _polling_error(error: TelegramError) -> None:
+    log.warning("telegram polling error (retrying): %s", error)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def addressed_text(message: Message, bot_id: int, username: str | None) -> str | None:
+    """Return the question in a group message addressed to the bot, else None.
+
+    Addressed means: it @mentions the bot, or it replies to one of the bot's messages. The
+    mention is cut out of the question.
+    """
+    text = message.text or ""
+    mentions = [
+        entity for entity, value in message.parse_entities(
+            [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items()
+        if (entity.type == MessageEntity.MENTION and username
+            and value.lower() == f"@{username.lower()}")
+        or (entity.type == MessageEntity.TEXT_MENTION and entity.user
+            and entity.user.id == bot_id)
+    ]
+    replied = message.reply_to_message
+    to_bot = bool(replied and replied.from_user and replied.from_user.id == bot_id)
+    if not mentions and not to_bot:
+        return None
+    for entity, value in message.parse_entities([MessageEntity.MENTION,
+                                                 MessageEntity.TEXT_MENTION]).items():
+        if entity in mentions:
+            text = text.replace(value, " ", 1)
+    return " ".join(text.split())
+
+
+def keyboard(reply: Reply, asker: str) -> InlineKeyboardMarkup | None:
+    """Build the buttons for a reply: options, related questions and 👍/👎."""
+    prefix = "c" if reply.kind == "clarify" else "o"
+    rows = []
+    for i, option in enumerate(reply.options, 1):
+        data = f"{prefix}:{asker}:{option.id}"
+        if len(data.encode()) > MAX_CALLBACK:
+            log.warning("option %s does not fit in callback data; typed picks still work",
+                        option.id)
+            continue
+        rows.append([InlineKeyboardButton(f"{i}. {option.label}", callback_data=data)])
+    if reply.kind == "answer" and reply.entry is not None:
+        rows.append([InlineKeyboardButton("👍 有用", callback_data=f"f:{reply.entry.id}:1"),
+                     InlineKeyboardButton("👎 没用", callback_data=f"f:{reply.entry.id}:0")])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    inbound = _inbound(update, question)
+    result = await _dialogue(context).ask(inbound)
+    await _send(update.effective_message, result, inbound.user, quote=inbound.group)
+
+
+async def _send(message: Message, result: Reply | str, asker: str, quote: bool) -> None:
+    """Send a reply (or a plain notice) as HTML, split under Telegram's length limit."""
+    if isinstance(result, Reply):
+        text, markup = render(result, "html"), keyboard(result, asker)
+    else:
+        text, markup = html.escape(result, quote=False), None
+    parts = split_message(text, MAX_TEXT)
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        await message.reply_html(part, reply_markup=markup if last else None,
+                                 do_quote=quote and i == 0,
+                                 disable_web_page_preview=True)
+
+
+def _inbound(update: Update, text: str) -> Inbound:
+    chat = update.effective_chat
+    return Inbound(CHANNEL, str(chat.id), str(update.effective_user.id), text,
+                   chat.type != ChatType.PRIVATE)
+
+
+def _dialogue(context: ContextTypes.DEFAULT_TYPE) -> Dialogue:
+    return context.application.bot_data["dialogue"]
+
+
+def _button_label(message: Message, data: str) -> str | None:
+    markup = message.reply_markup
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            if button.callback_data == data:
+                return button.text.split(". ", 1)[-1]
+    return None
+
+
+async def _register_commands(application: Application) -> None:
+    """Publish the command menu: public commands for all, admin ones in admins' chats."""
+    bot = application.bot
+    try:
+        await bot.set_my_commands(PUBLIC_COMMANDS, scope=BotCommandScopeDefault())
+    except TelegramError as exc:
+        log.warning("command menu not set (the bot works without it): %s", exc)
+    dialogue: Dialogue = application.bot_data["dialogue"]
+    for admin in sorted(dialogue.admins):
+        try:
+            await bot.set_my_commands(PUBLIC_COMMANDS + ADMIN_MENU,
+                                      scope=BotCommandScopeChat(int(admin)))
+        except (TelegramError, ValueError) as exc:
+            # An admin who never opened a chat with the bot has no chat to scope to yet.
+            log.warning("admin command menu not set for one admin: %s", exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 
 import jinja2
@@ -71,10 +71,16 @@ def split_message(text: str, limit: int, measure: Callable[[str], int] = len) ->
     first, since a tag cut in two would make the part unparseable. Nothing else is lost:
     joining the parts with blank lines gives back the paragraphs.
     """
+    return _pack(_pieces(text, limit, measure), "\n\n", limit, measure)
+
+
+def _pack(pieces: Iterable[str], separator: str, limit: int,
+          measure: Callable[[str], int]) -> list[str]:
+    """Join pieces with separator into as few parts as fit the limit, in order."""
     parts: list[str] = []
     current = ""
-    for piece in _pieces(text, limit, measure):
-        candidate = f"{current}\n\n{piece}" if current else piece
+    for piece in pieces:
+        candidate = f"{current}{separator}{piece}" if current else piece
         if current and measure(candidate) > limit:
             parts.append(current)
             current = piece
@@ -86,6 +92,7 @@ def split_message(text: str, limit: int, measure: Callable[[str], int] = len) ->
 
 
 def _pieces(text: str, limit: int, measure: Callable[[str], int]) -> list[str]:
+    """Return the paragraphs, each over-long one cut into parts that fit."""
     pieces = []
     for paragraph in (p.strip("\n") for p in text.split("\n\n")):
         if not paragraph:
@@ -93,18 +100,9 @@ def _pieces(text: str, limit: int, measure: Callable[[str], int]) -> list[str]:
         if measure(paragraph) <= limit:
             pieces.append(paragraph)
             continue
-        paragraph = _TAG.sub("", paragraph)
-        line_part = ""
-        for line in paragraph.split("\n"):
-            for chunk in _hard_split(line, limit, measure):
-                candidate = f"{line_part}\n{chunk}" if line_part else chunk
-                if line_part and measure(candidate) > limit:
-                    pieces.append(line_part)
-                    line_part = chunk
-                else:
-                    line_part = candidate
-        if line_part:
-            pieces.append(line_part)
+        chunks = (chunk for line in _TAG.sub("", paragraph).split("\n")
+                  for chunk in _hard_split(line, limit, measure))
+        pieces.extend(_pack(chunks, "\n", limit, measure))
     return pieces
 
 

@@ -100,9 +100,12 @@ def bot(fake: FakeTelegram, service: KnowledgeService, tmp_path: Path) -> Iterat
 
 
 @pytest.fixture
-def own_service(knowledge_copy: Path, shared_data: Path, encoder, tmp_path: Path
-                ) -> KnowledgeService:
-    """A service over a private knowledge copy (reloads must not touch the shared one)."""
+def own_service(knowledge_copy: Path, shared_data: Path, encoder, tmp_path: Path,
+                service: KnowledgeService) -> KnowledgeService:
+    """A service over a private knowledge copy (reloads must not touch the shared one).
+
+    It starts from the shared service's embedding cache, so only edited texts are embedded.
+    """
     index = tmp_path / "own" / "index"
     index.mkdir(parents=True)
     shutil.copy(shared_data / "index" / "embeddings.sqlite", index / "embeddings.sqlite")

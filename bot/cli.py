@@ -31,6 +31,7 @@ from index.search import open_index
 
 if TYPE_CHECKING:
     from bot.channels.telegram import TelegramConfig
+    from bot.channels.wecom import WeComConfig
 
 log = logging.getLogger("bot")
 
@@ -198,36 +199,41 @@ def configured_channels(env: dict[str, str]) -> list[str]:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the configured chat channels until interrupted."""
     from bot.channels.telegram import TelegramConfig
+    from bot.channels.wecom import WeComConfig
 
-    channels = configured_channels(dict(os.environ))
-    if not channels:
+    telegram, wecom = TelegramConfig.from_env(), WeComConfig.from_env()
+    if telegram is None and wecom is None:
         print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
               "(see README); `python -m bot chat` talks to the bot in the terminal",
               file=sys.stderr)
         return 2
-    if "wecom" in channels:
-        print("the WeCom channel is not built into this version yet; serving the others",
-              file=sys.stderr)
-    telegram = TelegramConfig.from_env()
-    if telegram is None:
-        return 2
     app = open_app(settings)
-    asyncio.run(_serve(app, telegram))
+    asyncio.run(_serve(app, telegram, wecom))
     return 0
 
 
-async def _serve(app: App, telegram: TelegramConfig) -> None:
-    """Run the channels in one event loop until SIGINT or SIGTERM."""
+async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig | None) -> None:
+    """Run the channels side by side in one event loop until SIGINT or SIGTERM."""
     from bot.channels import telegram as tg
+    from bot.channels import wecom as wc
     from bot.channels.core import Dialogue
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    dialogue = Dialogue(app.engine, app.service, app.store, app.settings,
-                        app.settings.telegram_admins)
-    await tg.run(tg.build_application(dialogue, telegram), telegram, stop)
+
+    def dialogue(admins: frozenset[str]) -> Dialogue:
+        return Dialogue(app.engine, app.service, app.store, app.settings, admins)
+
+    runs = []
+    if telegram is not None:
+        application = tg.build_application(dialogue(app.settings.telegram_admins), telegram)
+        runs.append(tg.run(application, telegram, stop))
+    if wecom is not None:
+        server = wc.WeComServer(dialogue(app.settings.wecom_admins), wecom)
+        runs.append(wc.serve(server, stop))
+    await asyncio.gather(*runs)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:

@@ -81,6 +81,8 @@ class Store(Protocol):
 
     def feedback_counts(self, since: float) -> tuple[int, int]: ...
 
+    def first_sighting(self, key: str, now: float, ttl: float) -> bool: ...
+
     def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]: ...
 
 
@@ -93,6 +95,8 @@ CREATE TABLE IF NOT EXISTS unanswered (at REAL NOT NULL, channel TEXT NOT NULL,
                                        chat TEXT NOT NULL, user TEXT NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feedback (at REAL NOT NULL, channel TEXT NOT NULL, user TEXT NOT NULL,
                                      entry_id TEXT NOT NULL, useful INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_messages (key TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen_messages (at);
 CREATE INDEX IF NOT EXISTS replies_at ON replies (at);
 CREATE INDEX IF NOT EXISTS unanswered_at ON unanswered (at);
 """
@@ -164,6 +168,17 @@ class SQLiteStore:
                 "SELECT kind, COUNT(*) FROM replies WHERE at >= ? GROUP BY kind", (since,)
             ).fetchall()
         return dict(rows)
+
+    def first_sighting(self, key: str, now: float, ttl: float) -> bool:
+        """Remember a platform message id; False if it was already seen within ttl seconds.
+
+        Platforms retry deliveries they think were lost: this is what answers each once.
+        """
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM seen_messages WHERE at < ?", (now - ttl,))
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO seen_messages VALUES (?, ?)", (key, now))
+            return cursor.rowcount == 1
 
     def feedback_counts(self, since: float) -> tuple[int, int]:
         """Count 👍 and 👎 since a Unix time."""

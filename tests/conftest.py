@@ -77,6 +77,21 @@ def knowledge_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def own_service(knowledge_copy: Path, shared_data: Path, encoder, tmp_path: Path,
+                service: KnowledgeService) -> KnowledgeService:
+    """A service over a private knowledge copy (reloads must not touch the shared one).
+
+    It starts from the shared service's embedding cache, so only edited texts are embedded.
+    """
+    index = tmp_path / "own" / "index"
+    index.mkdir(parents=True)
+    shutil.copy(shared_data / "index" / "embeddings.sqlite", index / "embeddings.sqlite")
+    service = KnowledgeService(knowledge_copy, tmp_path / "own", encoder)
+    assert service.start() == []
+    return service
+
+
 CliRunner = Callable[..., subprocess.CompletedProcess]
 
 

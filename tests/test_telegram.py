@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import socket
 import threading
 import urllib.error
@@ -97,21 +96,6 @@ def bot(fake: FakeTelegram, service: KnowledgeService, tmp_path: Path) -> Iterat
     running = RunningBot(_dialogue(service, tmp_path), _config(fake)).start()
     yield running
     running.close()
-
-
-@pytest.fixture
-def own_service(knowledge_copy: Path, shared_data: Path, encoder, tmp_path: Path,
-                service: KnowledgeService) -> KnowledgeService:
-    """A service over a private knowledge copy (reloads must not touch the shared one).
-
-    It starts from the shared service's embedding cache, so only edited texts are embedded.
-    """
-    index = tmp_path / "own" / "index"
-    index.mkdir(parents=True)
-    shutil.copy(shared_data / "index" / "embeddings.sqlite", index / "embeddings.sqlite")
-    service = KnowledgeService(knowledge_copy, tmp_path / "own", encoder)
-    assert service.start() == []
-    return service
 
 
 def _buttons(call) -> list[tuple[str, str]]:

@@ -1,0 +1,347 @@
+"""WeCom end to end on loopback: a harness plays WeCom against the real aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import ElementTree
+
+from bot.channels.core import Dialogue
+from bot.channels.wecom import THINKING, WeComConfig, WeComServer
+from bot.channels.wecom_crypto import WeComCrypto
+from bot.config import Settings
+from bot.engine import Engine
+from bot.service import KnowledgeService
+from bot.storage import SQLiteStore
+
+CORP = "ww-test-corp"
+BOT_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
+APP_KEY = base64.b64encode(bytes(range(32, 64))).decode().rstrip("=")
+ADMIN = "boss"
+
+
+class FakeWeComAPI:
+    """gettoken, message/send and response_url, recording what arrives."""
+
+    def __init__(self) -> None:
+        self.tokens_issued = 0
+        self.sent: list[dict] = []
+        self.responses: list[dict] = []
+        self.expire_next_send = False
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/gettoken", self.gettoken)
+        app.router.add_post("/cgi-bin/message/send", self.send)
+        app.router.add_post("/respond/{id}", self.respond)
+        return app
+
+    async def gettoken(self, request: web.Request) -> web.Response:
+        assert request.query["corpid"] == CORP and request.query["corpsecret"] == "app-secret"
+        self.tokens_issued += 1
+        return web.json_response({"errcode": 0, "access_token": f"tok{self.tokens_issued}",
+                                  "expires_in": 7200})
+
+    async def send(self, request: web.Request) -> web.Response:
+        token = request.query["access_token"]
+        if self.expire_next_send:
+            self.expire_next_send = False
+            return web.json_response({"errcode": 42001, "errmsg": "access_token expired"})
+        if token != f"tok{self.tokens_issued}":
+            return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
+        self.sent.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def respond(self, request: web.Request) -> web.Response:
+        self.responses.append({"id": request.match_info["id"], **await request.json()})
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+class Harness:
+    """Runs the bot's server and the fake API on free loopback ports; plays WeCom."""
+
+    def __init__(self, server: WeComServer, api: FakeWeComAPI) -> None:
+        self.server = server
+        self.api = api
+        self.robot = WeComCrypto("bot-token", BOT_KEY, "")
+        self.app = WeComCrypto("app-token", APP_KEY, CORP)
+
+    async def __aenter__(self) -> Harness:
+        self._runners = []
+        for application in (self.api.app(), self.server.application()):
+            runner = web.AppRunner(application)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self._runners.append(runner)
+        self.api_url = _url(self._runners[0])
+        self.url = _url(self._runners[1])
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+
+    def signed(self, crypto: WeComCrypto, encrypt: str, nonce: str = "nonce1",
+               timestamp: int | None = None) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        return {"msg_signature": crypto.signature(ts, nonce, encrypt), "timestamp": ts,
+                "nonce": nonce}
+
+    async def robot_post(self, event: dict, **sign: object) -> tuple[int, dict | None]:
+        encrypt = self.robot.encrypt(json.dumps(event, ensure_ascii=False))
+        async with self.http.post(f"{self.url}/wecom/bot", json={"encrypt": encrypt},
+                                  params=self.signed(self.robot, encrypt, **sign)) as r:
+            body = await r.text()
+        if r.status != 200 or not body:
+            return r.status, None
+        data = json.loads(body)
+        self.robot.verify(data["msgsignature"], str(data["timestamp"]), data["nonce"],
+                          data["encrypt"])
+        assert data["nonce"] == sign.get("nonce", "nonce1")
+        return r.status, json.loads(self.robot.decrypt(data["encrypt"]))
+
+    def robot_text(self, text: str, msgid: str, user: str = "seller", group: bool = False,
+                   response_url: str = "") -> dict:
+        event = {"msgid": msgid, "aibotid": "AIBOT", "chattype": "group" if group else "single",
+                 "from": {"userid": user}, "response_url": response_url, "msgtype": "text",
+                 "text": {"content": text}}
+        if group:
+            event["chatid"] = "group-1"
+        return event
+
+    async def app_post(self, content: str, msgid: str, user: str = "seller",
+                       body: bytes | None = None, **sign: object) -> tuple[int, str]:
+        inner = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName>"
+                 f"<FromUserName><![CDATA[{user}]]></FromUserName>"
+                 f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+                 f"<Content><![CDATA[{content}]]></Content><MsgId>{msgid}</MsgId>"
+                 f"<AgentID>1000002</AgentID></xml>")
+        encrypt = self.app.encrypt(inner)
+        if body is None:
+            body = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA["
+                    f"{encrypt}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>").encode()
+        async with self.http.post(f"{self.url}/wecom/app", data=body,
+                                  params=self.signed(self.app, encrypt, **sign)) as r:
+            return r.status, await r.text()
+
+    def app_reply_content(self, body: str, user: str = "seller") -> str:
+        outer = ElementTree.fromstring(body)
+        self.app.verify(outer.findtext("MsgSignature"), outer.findtext("TimeStamp"),
+                        outer.findtext("Nonce"), outer.findtext("Encrypt"))
+        inner = ElementTree.fromstring(self.app.decrypt(outer.findtext("Encrypt")))
+        assert inner.findtext("ToUserName") == user
+        assert inner.findtext("FromUserName") == CORP
+        return inner.findtext("Content")
+
+
+def _url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
+
+
+def _server(service: KnowledgeService, tmp_path: Path, api_url: str = "",
+            **config: object) -> WeComServer:
+    settings = replace(Settings(data_dir=tmp_path), wecom_admins=frozenset({ADMIN}))
+    store = SQLiteStore(tmp_path / "bot.sqlite")
+    dialogue = Dialogue(Engine(service, store, settings), service, store, settings,
+                        settings.wecom_admins)
+    base = WeComConfig(bot_token="bot-token", bot_aes_key=BOT_KEY, corp_id=CORP,
+                       app_token="app-token", app_aes_key=APP_KEY, app_secret="app-secret",
+                       agent_id="1000002", api_base_url=api_url, reply_budget=5.0,
+                       stream_grace=0.3)
+    return WeComServer(dialogue, replace(base, **config))
+
+
+def _run(service: KnowledgeService, tmp_path: Path,
+         scenario: Callable[[Harness], Awaitable[None]], **config: object) -> WeComServer:
+    async def main() -> WeComServer:
+        api = FakeWeComAPI()
+        # The API address is known only once the fake listens: start it, then the server.
+        runner = web.AppRunner(api.app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        server = _server(service, tmp_path, _url(runner), **config)
+        try:
+            async with Harness(server, api) as harness:
+                harness.api_url = _url(runner)
+                await scenario(harness)
+        finally:
+            await runner.cleanup()
+        return server
+
+    return asyncio.run(main())
+
+
+async def _until(predicate: Callable[[], object], timeout: float = 20.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_url_verification_on_both_paths(service: KnowledgeService, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        for path, crypto in (("bot", h.robot), ("app", h.app)):
+            echostr = crypto.encrypt("echo-1234567890")
+            params = {**h.signed(crypto, echostr), "echostr": echostr}
+            async with h.http.get(f"{h.url}/wecom/{path}", params=params) as r:
+                assert (r.status, await r.text()) == (200, "echo-1234567890")
+            params["msg_signature"] = "0" * 40
+            async with h.http.get(f"{h.url}/wecom/{path}", params=params) as r:
+                assert r.status == 403
+        async with h.http.get(f"{h.url}/healthz") as r:
+            assert (r.status, await r.text()) == (200, "ok")
+
+    _run(service, tmp_path, scenario)
+
+
+def test_app_message_answered_passively_and_through_the_api(service: KnowledgeService,
+                                                           tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        status, body = await h.app_post("直客是什么", "1001")
+        assert status == 200 and "直客" in h.app_reply_content(body)
+
+    _run(service, tmp_path, scenario)
+
+    async def slow(h: Harness) -> None:
+        h.api.expire_next_send = True  # the cached token has lapsed on WeCom's side
+        status, body = await h.app_post("薯条能带货吗", "1002")
+        assert (status, body) == (200, "")
+        await _until(lambda: h.api.sent)
+        [sent] = h.api.sent
+        assert sent["touser"] == "seller" and sent["agentid"] == 1000002
+        assert "内容加热" in sent["text"]["content"]
+        assert h.api.tokens_issued == 2  # refreshed once after 42001, then delivered once
+        assert len(sent["text"]["content"].encode()) <= 2048
+
+    _run(service, tmp_path / "slow", slow, reply_budget=0.0)
+
+
+def test_robot_single_and_group_messages(service: KnowledgeService, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        status, reply = await h.robot_post(h.robot_text("直客是什么", "m1"))
+        assert status == 200 and reply["stream"]["finish"] is True
+        assert "直客" in reply["stream"]["content"]
+        status, reply = await h.robot_post(
+            h.robot_text("@小红书政策助手 号店一体是什么意思", "m2", group=True), nonce="n2")
+        assert reply["stream"]["finish"] and "号店一体" in reply["stream"]["content"]
+
+    _run(service, tmp_path, scenario)
+
+
+def test_robot_stream_refresh_and_response_url_paths(service: KnowledgeService,
+                                                     tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        _, first = await h.robot_post(h.robot_text("直客是什么", "m10"))
+        assert first["stream"] == {"id": first["stream"]["id"], "finish": False,
+                                   "content": THINKING}
+        refresh = {"msgid": "m11", "msgtype": "stream", "stream": {"id": first["stream"]["id"]}}
+        finished = None
+        while finished is None:  # WeCom keeps asking until the stream is finished
+            _, update = await h.robot_post(refresh)
+            if update["stream"]["finish"]:
+                finished = update
+            await asyncio.sleep(0.05)
+        assert "直客" in finished["stream"]["content"]
+
+        # Nobody refreshes this one: the answer goes to response_url instead.
+        _, first = await h.robot_post(h.robot_text(
+            "薯条能带货吗", "m12", response_url=f"{h.api_url}/respond/abc"))
+        assert first["stream"]["finish"] is False
+        [delivered] = await _until(lambda: h.api.responses)
+        assert delivered["id"] == "abc" and delivered["msgtype"] == "markdown"
+        assert "内容加热" in delivered["markdown"]["content"]
+
+    _run(service, tmp_path, scenario, reply_budget=0.0)
+
+
+def test_clarify_then_pick_by_number_and_retries_answer_once(service: KnowledgeService,
+                                                             tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        _, clarify = await h.robot_post(h.robot_text("个体店怎么开", "m20", group=True))
+        assert "1. " in clarify["stream"]["content"] and "2. " in clarify["stream"]["content"]
+        # Another seller in the same group does not share the pending question.
+        _, other = await h.robot_post(h.robot_text("2", "m21", user="other", group=True))
+        assert "企业专业号" not in other["stream"]["content"]
+        for attempt in range(3):  # WeCom retries the same msgid
+            status, picked = await h.robot_post(h.robot_text("2", "m22", group=True))
+            if attempt == 0:
+                assert "企业专业号" in picked["stream"]["content"]
+            else:
+                assert (status, picked) == (200, None)
+
+    server = _run(service, tmp_path, scenario)
+    counts = server.dialogue.store.reply_counts(0)
+    assert sum(counts.values()) == 3  # clarify, the other seller's fallback, one answer
+
+
+def _bad_padding(crypto_key: str) -> str:
+    key = base64.b64decode(crypto_key + "=")
+    plain = os.urandom(16) + struct.pack(">I", 2) + b"hi" + b"\x00" * 10  # pad byte 0
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+
+def test_forged_and_malicious_requests_are_refused(service: KnowledgeService,
+                                                   tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        event = h.robot_text("直客是什么", "m30")
+        encrypt = h.robot.encrypt(json.dumps(event))
+        params = h.signed(h.robot, encrypt)
+        padded = _bad_padding(BOT_KEY)
+        cases: list[tuple[str, str, dict, bytes, int]] = [
+            ("bad signature", "bot", {**params, "msg_signature": "f" * 40},
+             json.dumps({"encrypt": encrypt}).encode(), 403),
+            ("stale timestamp", "bot", h.signed(h.robot, encrypt, timestamp=1_000_000_000),
+             json.dumps({"encrypt": encrypt}).encode(), 403),
+            ("not json", "bot", params, b"<xml/>", 400),
+            ("bad padding", "bot", h.signed(h.robot, padded),
+             json.dumps({"encrypt": padded}).encode(), 400),
+            ("oversized", "bot", params, b"{" + b" " * (70 * 1024) + b"}", 413),
+        ]
+        wrong = WeComCrypto("app-token", APP_KEY, "another-corp").encrypt("<xml/>")
+        cases.append(("wrong receiveid", "app", h.signed(h.app, wrong),
+                      f"<xml><Encrypt>{wrong}</Encrypt></xml>".encode(), 403))
+        doctype = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>'
+                   b"<xml><Encrypt>&lol;</Encrypt></xml>")
+        cases.append(("doctype", "app", params, doctype, 400))
+        for name, path, query, body, status in cases:
+            async with h.http.post(f"{h.url}/wecom/{path}", params=query, data=body) as r:
+                assert r.status == status, name
+        # Still serving, and nothing above reached the dialogue.
+        async with h.http.get(f"{h.url}/healthz") as r:
+            assert r.status == 200
+        assert h.server.dialogue.store.reply_counts(0) == {}
+        _, reply = await h.robot_post(h.robot_text("直客是什么", "m31"))
+        assert "直客" in reply["stream"]["content"]
+
+    _run(service, tmp_path, scenario)
+
+
+def test_admin_reload_from_wecom(own_service: KnowledgeService, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        _, refused = await h.robot_post(h.robot_text("/reload", "m40"))
+        assert refused["stream"]["content"] == "这个命令仅限管理员使用。"
+        _, report = await h.robot_post(h.robot_text("/reload", "m41", user=ADMIN))
+        assert "已重新加载知识库" in report["stream"]["content"]
+        status, body = await h.app_post("/stats", "2001", user=ADMIN)
+        assert status == 200 and "回答：" in h.app_reply_content(body, user=ADMIN)
+
+    _run(own_service, tmp_path, scenario)

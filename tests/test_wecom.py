@@ -345,3 +345,67 @@ def test_admin_reload_from_wecom(own_service: KnowledgeService, tmp_path: Path) 
         assert status == 200 and "回答：" in h.app_reply_content(body, user=ADMIN)
 
     _run(own_service, tmp_path, scenario)
+
+
+def test_long_app_answers_are_split_by_utf8_bytes(own_service: KnowledgeService,
+                                                  knowledge_copy: Path, tmp_path: Path) -> None:
+    paragraphs = [f"第{i}段：" + "规则说明" * 100 for i in range(1, 6)]  # ~1.2 KB each
+    entry = knowledge_copy / "entries/zhike/zhike-what.md"
+    head, _, _ = entry.read_text("utf-8").rpartition("---\n")
+    entry.write_text(head + "---\n" + "\n\n".join(paragraphs) + "\n", "utf-8")
+    own_service.reload()
+
+    async def scenario(h: Harness) -> None:
+        status, body = await h.app_post("直客是什么", "3001")
+        assert (status, body) == (200, "")  # too long for one passive reply
+        await _until(lambda: len(h.api.sent) >= 4)
+        await asyncio.sleep(0.3)
+        contents = [m["text"]["content"] for m in h.api.sent]
+        assert all(len(c.encode()) <= 2048 for c in contents)
+        joined = "\n\n".join(contents)
+        assert all(p in joined for p in paragraphs)  # every paragraph whole, none lost
+
+    _run(own_service, tmp_path, scenario)
+
+
+def test_serve_runs_wecom_beside_nothing_else_and_stops_cleanly(shared_data: Path,
+                                                                service: KnowledgeService
+                                                                ) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WECOM_BOT_TOKEN": "bot-token", "WECOM_BOT_AES_KEY": BOT_KEY,
+           "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "BOT_DATA_DIR": str(shared_data),
+           "BOT_LOG_LEVEL": "INFO"}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env,
+                               cwd=Path(__file__).resolve().parent.parent,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        robot = WeComCrypto("bot-token", BOT_KEY, "")
+        echostr = robot.encrypt("hello-wecom")
+        ts = str(int(time.time()))
+        query = (f"msg_signature={robot.signature(ts, 'n', echostr)}&timestamp={ts}&nonce=n"
+                 f"&echostr={urllib.parse.quote(echostr)}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/wecom/bot?{query}") as r:
+            assert r.read() == b"hello-wecom"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err[-2000:]
+    assert BOT_KEY not in out + err and "wecom callbacks listening" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -20,6 +19,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.service import KnowledgeService
 from bot.storage import SQLiteStore
+from tests.conftest import free_port, start_serve, stop_serve
 from tests.fake_telegram import BOT, FakeTelegram, html_problem
 
 ADMIN, SELLER, OTHER = 42, 7, 8
@@ -272,15 +272,9 @@ def test_questions_beyond_the_per_user_limit_get_a_polite_notice(
         running.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, service: KnowledgeService,
                                                    tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     config = _config(fake, webhook_url="https://bot.example.com/tg-hook",
                      webhook_secret="s3cret-token", listen="127.0.0.1", port=port)
     running = RunningBot(_dialogue(service, tmp_path), config).start()
@@ -325,25 +319,14 @@ def test_config_needs_a_secret_for_webhooks_and_hides_the_token() -> None:
 
 def test_serve_command_runs_telegram_and_never_logs_the_token(
         fake: FakeTelegram, shared_data: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": "123:SECRETTOKEN",
-           "TELEGRAM_API_BASE_URL": f"{fake.url}/bot", "BOT_DATA_DIR": str(shared_data),
-           "BOT_LOG_LEVEL": "DEBUG"}
-    env.pop("WECOM_BOT_TOKEN", None)
-    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env,
-                               cwd=Path(__file__).resolve().parent.parent,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_serve(shared_data, TELEGRAM_BOT_TOKEN="123:SECRETTOKEN",
+                          TELEGRAM_API_BASE_URL=f"{fake.url}/bot", BOT_LOG_LEVEL="DEBUG")
     try:
         fake.wait(lambda: fake.calls_to("getUpdates"), timeout=60)
         fake.message("直客是什么", chat_id=SELLER, user_id=SELLER)
         assert "直客" in fake.wait_sent(1)[0].params["text"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err[-2000:]
-    assert "SECRETTOKEN" not in out + err
-    assert "telegram long polling started" in err
+        code, output = stop_serve(process)
+    assert code == 0, output[-2000:]
+    assert "SECRETTOKEN" not in output
+    assert "telegram long polling started" in output

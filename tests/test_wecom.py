@@ -8,6 +8,8 @@ import json
 import os
 import struct
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.service import KnowledgeService
 from bot.storage import SQLiteStore
+from tests.conftest import free_port, start_serve, stop_serve
 
 CORP = "ww-test-corp"
 BOT_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
@@ -368,25 +371,11 @@ def test_long_app_answers_are_split_by_utf8_bytes(own_service: KnowledgeService,
     _run(own_service, tmp_path, scenario)
 
 
-def test_serve_runs_wecom_beside_nothing_else_and_stops_cleanly(shared_data: Path,
-                                                                service: KnowledgeService
-                                                                ) -> None:
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "WECOM_BOT_TOKEN": "bot-token", "WECOM_BOT_AES_KEY": BOT_KEY,
-           "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "BOT_DATA_DIR": str(shared_data),
-           "BOT_LOG_LEVEL": "INFO"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env,
-                               cwd=Path(__file__).resolve().parent.parent,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_serve_runs_wecom_and_stops_cleanly(shared_data: Path,
+                                            service: KnowledgeService) -> None:
+    port = free_port()
+    process = start_serve(shared_data, WECOM_BOT_TOKEN="bot-token", WECOM_BOT_AES_KEY=BOT_KEY,
+                          HTTP_HOST="127.0.0.1", HTTP_PORT=str(port), BOT_LOG_LEVEL="INFO")
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -400,12 +389,11 @@ def test_serve_runs_wecom_beside_nothing_else_and_stops_cleanly(shared_data: Pat
         robot = WeComCrypto("bot-token", BOT_KEY, "")
         echostr = robot.encrypt("hello-wecom")
         ts = str(int(time.time()))
-        query = (f"msg_signature={robot.signature(ts, 'n', echostr)}&timestamp={ts}&nonce=n"
-                 f"&echostr={urllib.parse.quote(echostr)}")
+        query = urllib.parse.urlencode({"msg_signature": robot.signature(ts, "n", echostr),
+                                        "timestamp": ts, "nonce": "n", "echostr": echostr})
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/wecom/bot?{query}") as r:
             assert r.read() == b"hello-wecom"
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err[-2000:]
-    assert BOT_KEY not in out + err and "wecom callbacks listening" in err
+        code, output = stop_serve(process)
+    assert code == 0, output[-2000:]
+    assert BOT_KEY not in output and "wecom callbacks listening" in output

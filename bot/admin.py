@@ -9,6 +9,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
+from bot import metrics
 from bot.knowledge import KnowledgeError
 from bot.service import KnowledgeService
 from bot.storage import Store
@@ -43,11 +44,13 @@ class AdminConsole:
         try:
             report = self.service.reload()
         except KnowledgeError as exc:
+            metrics.RELOADS.labels("invalid").inc()
             lines = [str(p) for p in exc.problems[:20]]
             more = len(exc.problems) - len(lines)
             if more > 0:
                 lines.append(f"……还有 {more} 处")
             return ("知识库文件有错误，没有重新加载，仍在使用之前的版本：\n" + "\n".join(lines))
+        metrics.RELOADS.labels("ok").inc()
         parts = [f"已重新加载知识库：共 {report.entries} 条，用时 {report.seconds:.2f} 秒。"]
         for label, ids in (("新增", report.added), ("修改", report.changed),
                            ("删除", report.removed)):

@@ -214,6 +214,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig | None) -> None:
     """Run the channels side by side in one event loop until SIGINT or SIGTERM."""
+    from bot import http
     from bot.channels import telegram as tg
     from bot.channels import wecom as wc
     from bot.channels.core import Dialogue
@@ -230,9 +231,11 @@ async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig |
     if telegram is not None:
         application = tg.build_application(dialogue(app.settings.telegram_admins), telegram)
         runs.append(tg.run(application, telegram, stop))
-    if wecom is not None:
-        server = wc.WeComServer(dialogue(app.settings.wecom_admins), wecom)
-        runs.append(wc.serve(server, stop))
+    # The HTTP server always runs: /healthz and /metrics, and the WeCom callbacks if set.
+    routes = [wc.WeComServer(dialogue(app.settings.wecom_admins), wecom)] if wecom else []
+    host = wecom.host if wecom else os.environ.get("HTTP_HOST", "0.0.0.0")
+    port = wecom.port if wecom else int(os.environ.get("HTTP_PORT", "8080"))
+    runs.append(http.serve(http.application(*routes), host, port, stop))
     await asyncio.gather(*runs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -17,28 +18,42 @@ def secrets_in(env: Mapping[str, str]) -> list[str]:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Format as usual, then mask every secret (libraries log URLs that carry the token)."""
+    """Format as usual (or as one JSON object), then mask every secret.
 
-    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+    Libraries log URLs that carry the bot token; masking the final line catches them all.
+    """
+
+    def __init__(self, fmt: str, secrets: Iterable[str], as_json: bool = False) -> None:
         super().__init__(fmt)
         self._secrets = [s for s in secrets if s]
+        self._json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        if self._json:
+            entry = {"time": self.formatTime(record), "level": record.levelname,
+                     "logger": record.name, "message": record.getMessage()}
+            if record.exc_info:
+                entry["exception"] = self.formatException(record.exc_info)
+            text = json.dumps(entry, ensure_ascii=False)
+        else:
+            text = super().format(record)
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
 
 
 def configure(level: str, env: Mapping[str, str] | None = None) -> None:
-    """Send logs to stderr at level, with secrets from the environment masked."""
+    """Send logs to stderr at level (JSON lines when LOG_FORMAT=json), secrets masked."""
     env = os.environ if env is None else env
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                            secrets_in(env)))
+                                            secrets_in(env),
+                                            env.get("LOG_FORMAT", "").lower() == "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Every HTTP request line names its URL; at INFO that is noise, not news.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # At DEBUG, python-telegram-bot dumps whole updates, user ids and all: never below INFO.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, root.level))

@@ -75,3 +75,17 @@ def test_log_lines_mask_secrets_from_the_environment() -> None:
     record = logging.LogRecord("httpx", logging.INFO, __file__, 1,
                                "POST %s", ("https://api.telegram.org/bot123:ABCDEF/getMe",), None)
     assert formatter.format(record) == "POST https://api.telegram.org/bot***/getMe"
+
+
+def test_json_log_lines_are_objects_with_secrets_masked() -> None:
+    import json
+    import logging
+
+    from bot.logsafe import RedactingFormatter
+
+    formatter = RedactingFormatter("%(message)s", ["s3cret-value"], as_json=True)
+    record = logging.LogRecord("bot", logging.WARNING, __file__, 1, "token %s", ("s3cret-value",),
+                               None)
+    line = json.loads(formatter.format(record))
+    assert line["level"] == "WARNING" and line["logger"] == "bot"
+    assert line["message"] == "token ***"

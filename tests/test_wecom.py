@@ -396,4 +396,30 @@ def test_serve_runs_wecom_and_stops_cleanly(shared_data: Path,
     finally:
         code, output = stop_serve(process)
     assert code == 0, output[-2000:]
-    assert BOT_KEY not in output and "wecom callbacks listening" in output
+    assert BOT_KEY not in output and "wecom callbacks" in output
+
+
+def test_metrics_count_replies_refusals_and_index_size(service: KnowledgeService,
+                                                       tmp_path: Path) -> None:
+    def value(page: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+                   if line.startswith(name))
+
+    async def scenario(h: Harness) -> None:
+        async with h.http.get(f"{h.url}/metrics") as r:
+            before = await r.text()
+        await h.robot_post(h.robot_text("直客是什么", "m50"))
+        await h.robot_post(h.robot_text("个体店怎么开", "m51"))
+        async with h.http.post(f"{h.url}/wecom/bot", data=b"{}") as r:
+            assert r.status == 400
+        async with h.http.get(f"{h.url}/metrics") as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            after = await r.text()
+        for name, grew in (('bot_replies_total{channel="wecom",kind="answer"}', 1),
+                           ('bot_replies_total{channel="wecom",kind="clarify"}', 1),
+                           ('bot_reply_seconds_count{channel="wecom"}', 2),
+                           ('bot_refused_requests_total{channel="wecom",status="400"}', 1)):
+            assert value(after, name) - value(before, name) == grew, name
+        assert value(after, "bot_index_entries") == len(service.current.kb.entries)
+
+    _run(service, tmp_path, scenario)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.admin import ADMIN_COMMANDS, GROUP_NOTICE, REFUSAL, AdminConsole
 from bot.config import Settings
 from bot.engine import ConversationKey, Engine
@@ -53,19 +54,28 @@ class Dialogue:
         self.console = AdminConsole(service, store, clock)
         self.limiter = RateLimiter(settings.user_rate_limit, settings.user_rate_window)
         self.clock = clock
+        metrics.track_index_size(lambda: len(service.current.kb.entries))
 
     async def ask(self, message: Inbound) -> Reply | str:
         """Reply to a question: a Reply, or a plain notice (rate limited, empty /ask)."""
+        started = time.perf_counter()
         if not message.text.strip():
-            return EMPTY_ASK
-        if not self.limiter.allow(f"{message.channel}:{message.user}"):
-            return RATE_LIMITED
-        # The encoder is CPU work: keep it off the event loop so other chats go on.
-        return await asyncio.to_thread(self.engine.reply, message.key, message.text)
+            result: Reply | str = EMPTY_ASK
+        elif not self.limiter.allow(f"{message.channel}:{message.user}"):
+            result = RATE_LIMITED
+        else:
+            # The encoder is CPU work: keep it off the event loop so other chats go on.
+            result = await asyncio.to_thread(self.engine.reply, message.key, message.text)
+        _observe(message.channel, result, started)
+        return result
 
     async def choose(self, message: Inbound, option_id: str) -> Reply | None:
         """Apply a button pick; None when the option is stale."""
-        return await asyncio.to_thread(self.engine.choose, message.key, option_id)
+        started = time.perf_counter()
+        reply = await asyncio.to_thread(self.engine.choose, message.key, option_id)
+        if reply is not None:
+            _observe(message.channel, reply, started)
+        return reply
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins
@@ -104,3 +114,9 @@ class Dialogue:
             "私聊直接发问题即可。群里请用 /ask 问题，或 @我，或回复我的消息。",
         ]
         return "\n".join(lines)
+
+
+def _observe(channel: str, result: Reply | str, started: float) -> None:
+    kind = result.kind if isinstance(result, Reply) else "notice"
+    metrics.REPLIES.labels(kind, channel).inc()
+    metrics.REPLY_SECONDS.labels(channel).observe(time.perf_counter() - started)

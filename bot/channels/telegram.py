@@ -36,6 +36,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import metrics
 from bot.admin import ADMIN_COMMANDS
 from bot.channels.core import Dialogue, Inbound
 from bot.render import render, split_message
@@ -212,6 +213,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log a handler's exception; the application keeps serving."""
+    metrics.ERRORS.labels("telegram").inc()
     log.error("telegram update failed", exc_info=context.error)
 
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from defusedxml import ElementTree as SafeXML
 from defusedxml.common import DefusedXmlException
 
+from bot import http, metrics
 from bot.admin import ADMIN_COMMANDS
 from bot.channels.core import Dialogue, Inbound
 from bot.channels.wecom_crypto import WeComCrypto, WeComCryptoError
@@ -160,9 +161,11 @@ class WeComServer:
         self.token: AccessToken | None = None
 
     def application(self) -> web.Application:
-        """Build the aiohttp application (routes, body cap, client session lifecycle)."""
-        app = web.Application(client_max_size=self.config.max_body)
-        app.router.add_get("/healthz", self.healthz)
+        """Build a whole HTTP application around these routes (healthz, metrics too)."""
+        return http.application(self, max_body=self.config.max_body)
+
+    def install(self, app: web.Application) -> None:
+        """Add the callback routes and the client session's lifecycle to app."""
         if self.robot:
             app.router.add_get("/wecom/bot", self._guard(self.verify_robot_url))
             app.router.add_post("/wecom/bot", self._guard(self.robot_message))
@@ -171,7 +174,6 @@ class WeComServer:
             app.router.add_post("/wecom/app", self._guard(self.app_message))
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
-        return app
 
     async def _start(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -184,24 +186,19 @@ class WeComServer:
         if self.session:
             await self.session.close()
 
-    @staticmethod
-    async def healthz(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     def _guard(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Turn every refusal into its status; nothing malformed escapes as a 500."""
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
                 return await handler(request)
-            except Refused as exc:
-                log.warning("wecom %s refused (%d): %s", request.path, exc.status, exc)
-                return web.Response(status=exc.status, text=str(exc))
-            except WeComCryptoError as exc:
-                log.warning("wecom %s refused (%d): %s", request.path, exc.status, exc)
-                return web.Response(status=exc.status, text=str(exc))
+            except (Refused, WeComCryptoError) as exc:
+                status, reason = exc.status, str(exc)
             except web.HTTPRequestEntityTooLarge:
-                return web.Response(status=413, text="body too large")
+                status, reason = 413, "body too large"
+            metrics.REFUSED.labels(CHANNEL, str(status)).inc()
+            log.warning("wecom %s refused (%d): %s", request.path, status, reason)
+            return web.Response(status=status, text=reason)
         return guarded
 
     # ------------------------------------------------------------------ URL verification
@@ -267,6 +264,7 @@ class WeComServer:
         try:
             stream.content = _fit(await answer, MAX_STREAM_BYTES)
         except Exception:
+            metrics.ERRORS.labels(CHANNEL).inc()
             log.exception("wecom robot answer failed")
             stream.content = "抱歉，处理这个问题时出错了，请稍后再问。"
         stream.finished = True
@@ -362,6 +360,7 @@ class WeComServer:
             if code not in TOKEN_INVALID:
                 log.error("wecom message/send refused: errcode %s", code)
                 return False
+        metrics.ERRORS.labels(CHANNEL).inc()
         log.error("wecom message/send gave up after 3 attempts")
         return False
 
@@ -416,19 +415,6 @@ class WeComServer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
-
-
-async def serve(server: WeComServer, stop: asyncio.Event) -> None:
-    """Serve HTTP on the configured host and port until stop is set."""
-    runner = web.AppRunner(server.application())
-    await runner.setup()
-    site = web.TCPSite(runner, server.config.host, server.config.port)
-    await site.start()
-    log.info("wecom callbacks listening on %s:%d", server.config.host, server.config.port)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def _parse_xml(data: bytes) -> Element:

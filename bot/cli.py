@@ -16,11 +16,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bot import logsafe
+from pydantic import SecretStr, ValidationError
+
+from bot import environment, logsafe
+from bot.channels.telegram import TelegramConfig
+from bot.channels.wecom import WeComConfig
 from bot.config import Settings
 from bot.engine import ConversationKey, Engine
+from bot.environment import Environment
 from bot.knowledge import KnowledgeBase, KnowledgeError, check_knowledge
 from bot.render import render
 from bot.replies import Reply
@@ -28,10 +32,6 @@ from bot.service import KnowledgeService, documents
 from bot.storage import SQLiteStore
 from index.encoders import make_encoder
 from index.search import open_index
-
-if TYPE_CHECKING:
-    from bot.channels.telegram import TelegramConfig
-    from bot.channels.wecom import WeComConfig
 
 log = logging.getLogger("bot")
 
@@ -186,6 +186,31 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate every variable; list problems by name and what is set, never a secret."""
+    try:
+        env = Environment.load()
+    except ValidationError as exc:
+        for problem in environment.problems(exc):
+            print(f"error: {problem}")
+        return 1
+    for name in Environment.model_fields:
+        value = getattr(env, name)
+        if isinstance(value, SecretStr):
+            shown = "set (hidden)" if value.get_secret_value() else "empty"
+        elif value is None or value == "":
+            shown = "unset" if value is None else "empty"
+        else:
+            shown = str(value)
+        marker = " " if name not in env.model_fields_set else "*"
+        print(f"{marker} {name} = {shown}")
+    channels = [n for n, on in (("telegram", TelegramConfig.from_env() is not None),
+                                ("wecom", WeComConfig.from_env() is not None)) if on]
+    print(f"ok: channels {', '.join(channels) or 'none (console chat only)'}; "
+          "* marks variables set in the environment or .env")
+    return 0
+
+
 def configured_channels(env: dict[str, str]) -> list[str]:
     """Name the channels whose credentials are present."""
     channels = []
@@ -198,9 +223,6 @@ def configured_channels(env: dict[str, str]) -> list[str]:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the configured chat channels until interrupted."""
-    from bot.channels.telegram import TelegramConfig
-    from bot.channels.wecom import WeComConfig
-
     telegram, wecom = TelegramConfig.from_env(), WeComConfig.from_env()
     if telegram is None and wecom is None:
         print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
@@ -233,9 +255,8 @@ async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig |
         runs.append(tg.run(application, telegram, stop))
     # The HTTP server always runs: /healthz and /metrics, and the WeCom callbacks if set.
     routes = [wc.WeComServer(dialogue(app.settings.wecom_admins), wecom)] if wecom else []
-    host = wecom.host if wecom else os.environ.get("HTTP_HOST", "0.0.0.0")
-    port = wecom.port if wecom else int(os.environ.get("HTTP_PORT", "8080"))
-    runs.append(http.serve(http.application(*routes), host, port, stop))
+    env = Environment.load()
+    runs.append(http.serve(http.application(*routes), env.HTTP_HOST, env.HTTP_PORT, stop))
     await asyncio.gather(*runs)
 
 
@@ -278,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     ev.add_argument("--cases", type=Path, default=DEV_SET, help="the development set")
     ev.set_defaults(func=cmd_eval)
+    config = sub.add_parser("config", help="configuration commands").add_subparsers(
+        dest="action", required=True)
+    config.add_parser("check", help="validate the environment and .env; secrets stay hidden"
+                      ).set_defaults(func=cmd_config_check)
     sub.add_parser("serve", help="serve the configured chat channels").set_defaults(func=cmd_serve)
     sub.add_parser("run", help="serve, or chat in the console without credentials"
                    ).set_defaults(func=cmd_run)
@@ -290,8 +315,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsafe.configure(os.environ.get("BOT_LOG_LEVEL", "WARNING").upper())
     started = time.perf_counter()
     try:
+        if args.func is cmd_config_check:
+            return cmd_config_check(args)
         settings = Settings.from_env()
         return args.func(settings, args)
+    except ValidationError as exc:
+        # pydantic's own message would echo the offending values, secrets included.
+        for problem in environment.problems(exc):
+            print(f"configuration: {problem}", file=sys.stderr)
+        print("run `python -m bot config check` for the whole picture", file=sys.stderr)
+        return 2
     except KnowledgeError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from bot.environment import Environment
 from index.fusion import FusionWeights
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,25 +42,23 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Read BOT_* variables; unset ones keep their defaults."""
-        env = dict(os.environ if env is None else env)
+        """Read the validated environment (and .env); unset variables keep their defaults."""
+        e = Environment.load(env)
         base = cls()
-        thresholds = _override(base.thresholds, env, "BOT_THRESHOLD_")
-        weights = _override(base.weights, env, "BOT_WEIGHT_")
         return cls(
-            data_dir=Path(env.get("BOT_DATA_DIR", str(base.data_dir))),
-            knowledge_dir=Path(env.get("BOT_KNOWLEDGE_DIR", str(base.knowledge_dir))),
-            encoder=env.get("BOT_ENCODER", base.encoder),
-            encoder_model=env.get("BOT_ENCODER_MODEL", base.encoder_model),
-            pending_ttl=float(env.get("BOT_PENDING_TTL", base.pending_ttl)),
-            max_message_chars=int(env.get("BOT_MAX_MESSAGE_CHARS", base.max_message_chars)),
-            history_turns=int(env.get("BOT_HISTORY_TURNS", base.history_turns)),
-            thresholds=thresholds,
-            weights=weights,
-            telegram_admins=_ids(env.get("BOT_ADMIN_TELEGRAM_IDS", "")),
-            wecom_admins=_ids(env.get("BOT_ADMIN_WECOM_IDS", "")),
-            user_rate_limit=int(env.get("BOT_USER_RATE_LIMIT", base.user_rate_limit)),
-            user_rate_window=float(env.get("BOT_USER_RATE_WINDOW", base.user_rate_window)),
+            data_dir=e.BOT_DATA_DIR,
+            knowledge_dir=e.BOT_KNOWLEDGE_DIR,
+            encoder=e.BOT_ENCODER,
+            encoder_model=e.BOT_ENCODER_MODEL,
+            pending_ttl=e.BOT_PENDING_TTL,
+            max_message_chars=e.BOT_MAX_MESSAGE_CHARS,
+            history_turns=e.BOT_HISTORY_TURNS,
+            thresholds=_override(base.thresholds, e, "BOT_THRESHOLD_"),
+            weights=_override(base.weights, e, "BOT_WEIGHT_"),
+            telegram_admins=_ids(e.BOT_ADMIN_TELEGRAM_IDS),
+            wecom_admins=_ids(e.BOT_ADMIN_WECOM_IDS),
+            user_rate_limit=e.BOT_USER_RATE_LIMIT,
+            user_rate_window=e.BOT_USER_RATE_WINDOW,
         )
 
 
@@ -69,10 +67,7 @@ def _ids(raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _override(obj, env: dict[str, str], prefix: str):
-    values = {}
-    for f in fields(obj):
-        raw = env.get(prefix + f.name.upper())
-        if raw is not None:
-            values[f.name] = float(raw)
-    return type(obj)(**{**obj.__dict__, **values})
+def _override(obj, env: Environment, prefix: str):
+    """Return obj with the fields the environment sets under prefix replaced."""
+    values = {f.name: getattr(env, prefix + f.name.upper()) for f in fields(obj)}
+    return type(obj)(**{**obj.__dict__, **{k: v for k, v in values.items() if v is not None}})

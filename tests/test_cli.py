@@ -114,3 +114,41 @@ def test_kb_check_reports_confusable_entry_pairs(run_cli: CliRunner, knowledge_c
     real = run_cli("kb", "check", "--confusable", "0.9")
     assert "confusable entry pairs (questions at least 0.90 alike" in real.stdout
     assert real.stdout.rstrip().endswith("none"), real.stdout
+
+
+def test_config_check_names_bad_values_and_hides_secrets(run_cli: CliRunner,
+                                                         tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+
+    def check(env: dict[str, str], cwd: Path = root) -> subprocess.CompletedProcess:
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("TELEGRAM_", "WECOM_", "HTTP_", "BOT_"))}
+        return subprocess.run([sys.executable, "-m", "bot", "config", "check"],
+                              env={**clean, "PYTHONPATH": str(root), **env}, cwd=cwd,
+                              capture_output=True, text=True, timeout=60)
+
+    ok = check({"TELEGRAM_BOT_TOKEN": "123:VERYSECRET", "BOT_ADMIN_TELEGRAM_IDS": "42"})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "* TELEGRAM_BOT_TOKEN = set (hidden)" in ok.stdout and "VERYSECRET" not in ok.stdout
+    assert "ok: channels telegram" in ok.stdout
+
+    bad = check({"HTTP_PORT": "eighty", "WECOM_BOT_TOKEN": "tok-SECRET1"})
+    assert bad.returncode == 1 and "error: HTTP_PORT:" in bad.stdout
+    assert "eighty" not in bad.stdout
+    partial = check({"WECOM_BOT_TOKEN": "tok-SECRET1", "WECOM_BOT_AES_KEY": "short-SECRET2"})
+    assert partial.returncode == 1
+    assert "error: WECOM_BOT_AES_KEY: an EncodingAESKey has 43 characters" in partial.stdout
+    assert "SECRET" not in partial.stdout + partial.stderr
+
+    # A .env file in the working directory is read too; the environment wins over it.
+    (tmp_path / ".env").write_text("BOT_USER_RATE_LIMIT=7\nHTTP_PORT=9999\n", "utf-8")
+    dotenv = check({"HTTP_PORT": "8081"}, cwd=tmp_path)
+    assert "* BOT_USER_RATE_LIMIT = 7" in dotenv.stdout and "* HTTP_PORT = 8081" in dotenv.stdout
+    # Other commands refuse to start on a bad value, naming it without its value.
+    serve = check({"BOT_ENCODER": "word2vec-SECRET"})
+    assert serve.returncode == 1 and "BOT_ENCODER" in serve.stdout
+    assert "word2vec-SECRET" not in serve.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -272,6 +273,14 @@ def test_questions_beyond_the_per_user_limit_get_a_polite_notice(
         running.close()
 
 
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, service: KnowledgeService,
                                                    tmp_path: Path) -> None:
     port = free_port()
@@ -280,6 +289,7 @@ def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, service: 
     running = RunningBot(_dialogue(service, tmp_path), config).start()
     try:
         [hook] = fake.wait(lambda: fake.calls_to("setWebhook"))
+        fake.wait(lambda: _accepts(port))  # the webhook server may bind a moment later
         assert hook.params["secret_token"] == "s3cret-token"
         update = {"update_id": 1, "message": {
             "message_id": 1, "date": 1, "text": "直客是什么",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import os
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -39,6 +38,7 @@ from telegram.ext import (
 from bot import metrics
 from bot.admin import ADMIN_COMMANDS
 from bot.channels.core import Dialogue, Inbound
+from bot.environment import Environment
 from bot.render import render, split_message
 from bot.replies import Reply
 
@@ -70,24 +70,15 @@ class TelegramConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TelegramConfig | None:
-        """Read TELEGRAM_*; None when no token is set."""
-        env = dict(os.environ if env is None else env)
-        token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+        """Read TELEGRAM_* from the validated environment; None when no token is set."""
+        e = Environment.load(env)
+        token = e.secret("TELEGRAM_BOT_TOKEN").strip()
         if not token:
             return None
-        webhook_url = env.get("TELEGRAM_WEBHOOK_URL", "").strip()
-        secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
-        if webhook_url and not secret:
-            raise ValueError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
-                             "a webhook without a secret would accept forged updates")
-        return cls(
-            token=token,
-            base_url=env.get("TELEGRAM_API_BASE_URL", cls.base_url).strip() or cls.base_url,
-            webhook_url=webhook_url,
-            webhook_secret=secret,
-            listen=env.get("TELEGRAM_WEBHOOK_LISTEN", cls.listen),
-            port=int(env.get("TELEGRAM_WEBHOOK_PORT", cls.port)),
-        )
+        return cls(token=token, base_url=e.TELEGRAM_API_BASE_URL.strip() or cls.base_url,
+                   webhook_url=e.TELEGRAM_WEBHOOK_URL.strip(),
+                   webhook_secret=e.secret("TELEGRAM_WEBHOOK_SECRET").strip(),
+                   listen=e.TELEGRAM_WEBHOOK_LISTEN, port=e.TELEGRAM_WEBHOOK_PORT)
 
     @property
     def file_url(self) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -28,6 +27,7 @@ from bot import http, metrics
 from bot.admin import ADMIN_COMMANDS
 from bot.channels.core import Dialogue, Inbound
 from bot.channels.wecom_crypto import WeComCrypto, WeComCryptoError
+from bot.environment import Environment
 from bot.render import render, split_message
 from bot.replies import Reply
 
@@ -63,31 +63,15 @@ class WeComConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> WeComConfig | None:
-        """Read WECOM_* and HTTP_*; None when neither the robot nor the app is configured."""
-        env = dict(os.environ if env is None else env)
+        """Read WECOM_* and HTTP_* from the validated environment; None when unconfigured."""
+        e = Environment.load(env)
         config = cls(
-            bot_token=env.get("WECOM_BOT_TOKEN", ""), bot_aes_key=env.get("WECOM_BOT_AES_KEY", ""),
-            corp_id=env.get("WECOM_CORP_ID", ""), app_token=env.get("WECOM_APP_TOKEN", ""),
-            app_aes_key=env.get("WECOM_APP_AES_KEY", ""),
-            app_secret=env.get("WECOM_APP_SECRET", ""),
-            agent_id=env.get("WECOM_APP_AGENT_ID", ""),
-            api_base_url=env.get("WECOM_API_BASE_URL", cls.api_base_url).rstrip("/"),
-            host=env.get("HTTP_HOST", cls.host), port=int(env.get("HTTP_PORT", cls.port)),
-            reply_budget=float(env.get("WECOM_REPLY_BUDGET", cls.reply_budget)),
-        )
-        if not (config.robot_enabled or config.app_enabled):
-            return None
-        missing = []
-        if config.bot_token and not config.bot_aes_key:
-            missing.append("WECOM_BOT_AES_KEY")
-        if config.app_token:
-            missing += [name for name, value in (
-                ("WECOM_CORP_ID", config.corp_id), ("WECOM_APP_AES_KEY", config.app_aes_key),
-                ("WECOM_APP_SECRET", config.app_secret),
-                ("WECOM_APP_AGENT_ID", config.agent_id)) if not value]
-        if missing:
-            raise ValueError(f"WeCom is partly configured: set {', '.join(missing)}")
-        return config
+            bot_token=e.secret("WECOM_BOT_TOKEN"), bot_aes_key=e.secret("WECOM_BOT_AES_KEY"),
+            corp_id=e.WECOM_CORP_ID, app_token=e.secret("WECOM_APP_TOKEN"),
+            app_aes_key=e.secret("WECOM_APP_AES_KEY"), app_secret=e.secret("WECOM_APP_SECRET"),
+            agent_id=e.WECOM_APP_AGENT_ID, api_base_url=e.WECOM_API_BASE_URL.rstrip("/"),
+            host=e.HTTP_HOST, port=e.HTTP_PORT, reply_budget=e.WECOM_REPLY_BUDGET)
+        return config if config.robot_enabled or config.app_enabled else None
 
     @property
     def robot_enabled(self) -> bool:

@@ -17,10 +17,13 @@ run: $(VENV)/.base
 
 test: $(VENV)/.full
 	$(PY) -m ruff check bot index tests benchmarks
+	$(VENV)/bin/hadolint Dockerfile
+	scripts/image-build.sh $(VENV) var-image bundled-minilm  # the Dockerfile's build steps
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.full
 	$(PY) -m ruff check bot index tests benchmarks
+	$(VENV)/bin/hadolint Dockerfile
 
 bench: $(VENV)/.full
 	$(PY) -m benchmarks.engine
@@ -29,4 +32,4 @@ index: $(VENV)/.base
 	$(PY) -m bot index build
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var var-image .pytest_cache .ruff_cache

@@ -24,10 +24,12 @@ class AdminConsole:
     """Run admin commands against the live knowledge and the store."""
 
     def __init__(self, service: KnowledgeService, store: Store,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 announce: Callable[[], object] | None = None) -> None:
         self.service = service
         self.store = store
         self.clock = clock
+        self.announce = announce  # tells other replicas to reload too
 
     def run(self, command: str, argument: str = "") -> str:
         """Run one admin command by name; blocking (call it off the event loop)."""
@@ -51,6 +53,8 @@ class AdminConsole:
                 lines.append(f"……还有 {more} 处")
             return ("知识库文件有错误，没有重新加载，仍在使用之前的版本：\n" + "\n".join(lines))
         metrics.RELOADS.labels("ok").inc()
+        if self.announce:
+            self.announce()
         parts = [f"已重新加载知识库：共 {report.entries} 条，用时 {report.seconds:.2f} 秒。"]
         for label, ids in (("新增", report.added), ("修改", report.changed),
                            ("删除", report.removed)):

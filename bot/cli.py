@@ -29,7 +29,7 @@ from bot.knowledge import KnowledgeBase, KnowledgeError, check_knowledge
 from bot.render import render
 from bot.replies import Reply
 from bot.service import KnowledgeService, documents
-from bot.storage import SQLiteStore
+from bot.storage import SQLiteStore, Store
 from index.encoders import make_encoder
 from index.search import open_index
 
@@ -45,7 +45,7 @@ class App:
 
     settings: Settings
     service: KnowledgeService
-    store: SQLiteStore
+    store: Store
     engine: Engine
 
 
@@ -59,7 +59,13 @@ def open_app(settings: Settings) -> App:
     """Load the encoder and knowledge (or the last good build) and open the store."""
     service = make_service(settings)
     service.start()
-    store = SQLiteStore(settings.data_dir / "bot.sqlite")
+    retention = settings.retention_days * 86400
+    if settings.redis_url:
+        from bot.replicas import RedisStore
+
+        store: Store = RedisStore(settings.redis_url, retention)
+    else:
+        store = SQLiteStore(settings.data_dir / "bot.sqlite", retention)
     return App(settings, service, store, Engine(service, store, settings))
 
 
@@ -236,7 +242,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig | None) -> None:
     """Run the channels side by side in one event loop until SIGINT or SIGTERM."""
-    from bot import http
+    from bot import http, replicas
     from bot.channels import telegram as tg
     from bot.channels import wecom as wc
     from bot.channels.core import Dialogue
@@ -246,10 +252,17 @@ async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig |
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    def dialogue(admins: frozenset[str]) -> Dialogue:
-        return Dialogue(app.engine, app.service, app.store, app.settings, admins)
-
+    limiter = None
     runs = []
+    if isinstance(app.store, replicas.RedisStore):
+        limiter = replicas.RedisRateLimiter(app.store, app.settings.user_rate_limit,
+                                            app.settings.user_rate_window)
+        runs.append(replicas.watch_reloads(app.store, app.service, stop))
+
+    def dialogue(admins: frozenset[str]) -> Dialogue:
+        return Dialogue(app.engine, app.service, app.store, app.settings, admins,
+                        limiter=limiter)
+
     if telegram is not None:
         application = tg.build_application(dialogue(app.settings.telegram_admins), telegram)
         runs.append(tg.run(application, telegram, stop))

@@ -39,6 +39,8 @@ class Settings:
     wecom_admins: frozenset[str] = frozenset()  # WeCom user ids allowed admin commands
     user_rate_limit: int = 10  # questions one user may ask per window (0: no limit)
     user_rate_window: float = 60.0
+    retention_days: float = 90.0  # unanswered questions, feedback and reply logs are kept this long
+    redis_url: str = field(default="", repr=False)  # shared state for replicas; empty: SQLite
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -59,6 +61,8 @@ class Settings:
             wecom_admins=_ids(e.BOT_ADMIN_WECOM_IDS),
             user_rate_limit=e.BOT_USER_RATE_LIMIT,
             user_rate_window=e.BOT_USER_RATE_WINDOW,
+            retention_days=e.BOT_RETENTION_DAYS,
+            redis_url=e.secret("REDIS_URL"),
         )
 
 

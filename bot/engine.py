@@ -95,12 +95,12 @@ class Engine:
 
     def reply(self, key: ConversationKey, text: str) -> Reply:
         """Reply to one message in the conversation named by key; safe to call from threads."""
-        with self._lock_for(key):
+        with self._lock_for(key), self.store.conversation_lock(str(key)):
             return self._reply(key, text)
 
     def choose(self, key: ConversationKey, option_id: str) -> Reply | None:
         """Apply a pick made with a button; None when that option is no longer on offer."""
-        with self._lock_for(key):
+        with self._lock_for(key), self.store.conversation_lock(str(key)):
             now = self.clock()
             snap = self.service.current
             conv = self.store.load_conversation(str(key), now)

@@ -45,6 +45,9 @@ class Environment(BaseSettings):
     BOT_WEIGHT_LEXICAL: float | None = Field(None, ge=0, le=1)
     BOT_WEIGHT_ANSWER_TEXT: float | None = Field(None, ge=0, le=1)
     BOT_WEIGHT_SECOND_QUESTION: float | None = Field(None, ge=0, le=1)
+    BOT_RETENTION_DAYS: float = Field(90.0, gt=0)
+    # Replicas
+    REDIS_URL: SecretStr | None = None
     # HTTP server (healthz, metrics, WeCom callbacks)
     HTTP_HOST: str = "0.0.0.0"
     HTTP_PORT: int = Field(8080, ge=1, le=65535)

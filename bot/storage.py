@@ -6,9 +6,11 @@ same `Store` protocol.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -83,6 +85,8 @@ class Store(Protocol):
 
     def first_sighting(self, key: str, now: float, ttl: float) -> bool: ...
 
+    def conversation_lock(self, key: str) -> AbstractContextManager: ...
+
     def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]: ...
 
 
@@ -105,7 +109,8 @@ CREATE INDEX IF NOT EXISTS unanswered_at ON unanswered (at);
 class SQLiteStore:
     """The embedded Store: one SQLite file, safe to share between threads."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, retention: float = 90 * 86400.0) -> None:
+        self.retention = retention
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
@@ -132,12 +137,19 @@ class SQLiteStore:
             )
             self._db.execute("DELETE FROM conversations WHERE expires <= ?", (expires - 86400,))
 
+    def conversation_lock(self, key: str) -> AbstractContextManager:
+        """One process owns SQLite: the engine's own per-conversation lock is enough."""
+        return contextlib.nullcontext()
+
     def log_reply(self, at: float, channel: str, kind: str, entry_id: str | None,
                   score: float) -> None:
-        """Record one reply for statistics."""
+        """Record one reply for statistics (kept for the retention period)."""
         with self._lock, self._db:
             self._db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?)",
                              (at, channel, kind, entry_id, score))
+            for table in ("replies", "unanswered", "feedback"):
+                self._db.execute(f"DELETE FROM {table} WHERE at < ?",
+                                 (at - self.retention,))
 
     def log_unanswered(self, item: Unanswered) -> None:
         """Record a question the knowledge did not cover."""

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot import metrics
 from bot.admin import ADMIN_COMMANDS, GROUP_NOTICE, REFUSAL, AdminConsole
@@ -23,6 +24,12 @@ from bot.storage import Store
 
 RATE_LIMITED = "你提问太快了，请稍等一分钟再问。"
 EMPTY_ASK = "请在命令后面写上你的问题，例如：/ask 个体店怎么开"
+
+
+class Limiter(Protocol):
+    """Per-user question limits: in memory, or in Redis when replicas share them."""
+
+    def allow(self, key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -46,13 +53,14 @@ class Dialogue:
 
     def __init__(self, engine: Engine, service: KnowledgeService, store: Store,
                  settings: Settings, admins: frozenset[str],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, limiter: Limiter | None = None) -> None:
         self.engine = engine
         self.service = service
         self.store = store
         self.admins = admins
-        self.console = AdminConsole(service, store, clock)
-        self.limiter = RateLimiter(settings.user_rate_limit, settings.user_rate_window)
+        self.console = AdminConsole(service, store, clock,
+                                    announce=getattr(store, "announce_reload", None))
+        self.limiter = limiter or RateLimiter(settings.user_rate_limit, settings.user_rate_window)
         self.clock = clock
         metrics.track_index_size(lambda: len(service.current.kb.entries))
 

@@ -1,0 +1,149 @@
+"""Shared state for several replicas: a Redis store, a Redis rate limiter, reload fan-out.
+
+With `REDIS_URL` set, conversation state (pending clarifications), message-id de-duplication,
+rate limits and statistics live in Redis, so any replica can continue any conversation. A
+`/reload` on one replica bumps a knowledge version key; every replica polls it and reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import redis
+
+from bot.service import KnowledgeService
+from bot.storage import Conversation, Unanswered
+
+log = logging.getLogger(__name__)
+
+VERSION_KEY = "knowledge:version"
+
+
+class RedisStore:
+    """The Store protocol on Redis: keys expire by themselves, history is trimmed by age."""
+
+    def __init__(self, url: str, retention: float, prefix: str = "xhsbot:") -> None:
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.client.ping()  # fail at start, not at the first message
+        self.retention = retention
+        self.prefix = prefix
+
+    def _k(self, name: str) -> str:
+        return self.prefix + name
+
+    def load_conversation(self, key: str, now: float) -> Conversation:
+        raw = self.client.get(self._k(f"conv:{key}"))
+        return Conversation.from_json(raw) if raw else Conversation()
+
+    def save_conversation(self, key: str, conversation: Conversation, expires: float) -> None:
+        self.client.set(self._k(f"conv:{key}"), conversation.to_json(),
+                        exat=max(int(expires), int(time.time()) + 1))
+
+    @contextlib.contextmanager
+    def conversation_lock(self, key: str) -> Iterator[None]:
+        """Hold a conversation across replicas while its state is read and written back."""
+        with self.client.lock(self._k(f"lock:{key}"), timeout=30, blocking_timeout=30):
+            yield
+
+    def _log(self, name: str, at: float, record: dict) -> None:
+        member = json.dumps({**record, "_id": uuid.uuid4().hex}, ensure_ascii=False)
+        pipe = self.client.pipeline()
+        pipe.zadd(self._k(name), {member: at})
+        pipe.zremrangebyscore(self._k(name), "-inf", at - self.retention)
+        pipe.execute()
+
+    def _since(self, name: str, since: float) -> list[dict]:
+        return [json.loads(m) for m in self.client.zrangebyscore(self._k(name), since, "+inf")]
+
+    def log_reply(self, at: float, channel: str, kind: str, entry_id: str | None,
+                  score: float) -> None:
+        self._log("replies", at, {"channel": channel, "kind": kind, "entry": entry_id})
+
+    def log_unanswered(self, item: Unanswered) -> None:
+        self._log("unanswered", item.at, {"at": item.at, "channel": item.channel,
+                                          "chat": item.chat, "user": item.user,
+                                          "text": item.text})
+
+    def record_feedback(self, at: float, channel: str, user: str, entry_id: str,
+                        useful: bool) -> None:
+        self._log("feedback", at, {"channel": channel, "user": user, "entry": entry_id,
+                                   "useful": useful})
+
+    def latest_unanswered(self, limit: int) -> list[Unanswered]:
+        rows = self.client.zrevrange(self._k("unanswered"), 0, limit - 1)
+        return [Unanswered(**{k: v for k, v in json.loads(r).items() if k != "_id"})
+                for r in rows]
+
+    def reply_counts(self, since: float) -> dict[str, int]:
+        return dict(Counter(r["kind"] for r in self._since("replies", since)))
+
+    def feedback_counts(self, since: float) -> tuple[int, int]:
+        votes = [r["useful"] for r in self._since("feedback", since)]
+        return sum(votes), len(votes) - sum(votes)
+
+    def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]:
+        return Counter(r["text"] for r in self._since("unanswered", since)).most_common(limit)
+
+    def first_sighting(self, key: str, now: float, ttl: float) -> bool:
+        return bool(self.client.set(self._k(f"seen:{key}"), "1", nx=True, ex=max(int(ttl), 1)))
+
+    def knowledge_version(self) -> int:
+        return int(self.client.get(self._k(VERSION_KEY)) or 0)
+
+    def announce_reload(self) -> int:
+        """Tell every replica the knowledge changed; return the new version."""
+        return int(self.client.incr(self._k(VERSION_KEY)))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class RedisRateLimiter:
+    """At most `limit` events per `window` seconds per key, counted across replicas."""
+
+    def __init__(self, store: RedisStore, limit: int, window: float) -> None:
+        self.store = store
+        self.limit = limit
+        self.window = window
+
+    def allow(self, key: str) -> bool:
+        if self.limit <= 0:
+            return True
+        now = time.time()
+        name = self.store._k(f"rate:{key}")
+        pipe = self.store.client.pipeline()
+        pipe.zremrangebyscore(name, "-inf", now - self.window)
+        pipe.zadd(name, {uuid.uuid4().hex: now})
+        pipe.zcard(name)
+        pipe.expire(name, int(self.window) + 1)
+        count = pipe.execute()[2]
+        return count <= self.limit
+
+
+async def watch_reloads(store: RedisStore, service: KnowledgeService, stop: asyncio.Event,
+                        interval: float = 1.0,
+                        on_reload: Callable[[], None] | None = None) -> None:
+    """Reload this replica's knowledge whenever another replica announces a reload."""
+    seen = await asyncio.to_thread(store.knowledge_version)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        try:
+            version = await asyncio.to_thread(store.knowledge_version)
+            if version != seen:
+                seen = version
+                report = await asyncio.to_thread(service.reload)
+                log.info("knowledge reloaded after another replica's /reload: %d entries",
+                         report.entries)
+                if on_reload:
+                    on_reload()
+        except Exception:
+            # A broken file or an unreachable Redis must not stop this replica serving.
+            log.exception("following another replica's reload failed; serving the old index")

@@ -1,0 +1,148 @@
+"""Several replicas sharing a real redis-server: conversations, de-duplication and reloads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.channels.wecom_crypto import WeComCrypto
+from bot.replicas import RedisRateLimiter, RedisStore
+from bot.replies import Option
+from bot.storage import Conversation, Pending, Unanswered
+from tests.conftest import free_port, start_serve, stop_serve
+from tests.test_wecom import BOT_KEY
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on loopback (the Debian package; .ci/run installs it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: apt-get install redis-server")
+    port = free_port()
+    work = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", str(work)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            RedisStore(url, 3600).close()
+            break
+        except Exception:
+            assert time.monotonic() < deadline and process.poll() is None, "redis did not start"
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def test_redis_store_keeps_state_stats_and_ids(redis_url: str) -> None:
+    store = RedisStore(redis_url, retention=100.0, prefix="unit:")
+    store.client.flushdb()
+    now = time.time()
+    conv = Conversation(Pending("concept", "个体店怎么开", [Option("a", "A")], "getidian", now),
+                        ["个体店怎么开"])
+    store.save_conversation("k", conv, now + 60)
+    assert store.load_conversation("k", now).pending.question == "个体店怎么开"
+    assert store.first_sighting("m1", now, 60) and not store.first_sighting("m1", now, 60)
+    store.log_reply(now, "wecom", "answer", "x", 0.9)
+    store.log_reply(now, "wecom", "clarify", None, 0.0)
+    store.record_feedback(now, "wecom", "u", "x", True)
+    store.log_unanswered(Unanswered(now - 1, "wecom", "c", "u", "抖店"))
+    store.log_unanswered(Unanswered(now, "wecom", "c", "u", "抖店"))
+    assert store.reply_counts(now - 10) == {"answer": 1, "clarify": 1}
+    assert store.feedback_counts(now - 10) == (1, 0)
+    assert store.top_unanswered(now - 10, 5) == [("抖店", 2)]
+    assert [u.text for u in store.latest_unanswered(1)] == ["抖店"]
+    # Retention: a write far in the future trims what is older than 100 s before it.
+    store.log_unanswered(Unanswered(now + 1000, "wecom", "c", "u", "新问题"))
+    assert [u.text for u in store.latest_unanswered(5)] == ["新问题"]
+    limiter = RedisRateLimiter(store, 2, 60)
+    assert limiter.allow("u") and limiter.allow("u") and not limiter.allow("u")
+    assert store.announce_reload() == store.knowledge_version() == 1
+
+
+class Replica:
+    """A `python -m bot serve` process with the WeCom robot on its own port."""
+
+    def __init__(self, data: Path, knowledge: Path, redis_url: str, shared: Path) -> None:
+        (data / "index").mkdir(parents=True)
+        shutil.copy(shared / "index" / "embeddings.sqlite", data / "index" / "embeddings.sqlite")
+        self.port = free_port()
+        self.process = start_serve(
+            data, WECOM_BOT_TOKEN="bot-token", WECOM_BOT_AES_KEY=BOT_KEY, HTTP_HOST="127.0.0.1",
+            HTTP_PORT=str(self.port), REDIS_URL=redis_url, BOT_KNOWLEDGE_DIR=str(knowledge),
+            BOT_ADMIN_WECOM_IDS="boss", BOT_LOG_LEVEL="INFO")
+        self.crypto = WeComCrypto("bot-token", BOT_KEY, "")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except OSError:
+                assert time.monotonic() < deadline and self.process.poll() is None, \
+                    stop_serve(self.process)[1][-2000:]
+                time.sleep(0.2)
+
+    def say(self, text: str, msgid: str, user: str = "u1") -> str | None:
+        """Send a robot message; return the answer text, or None for an empty reply."""
+        event = {"msgid": msgid, "aibotid": "A", "chattype": "single", "from": {"userid": user},
+                 "response_url": "", "msgtype": "text", "text": {"content": text}}
+        encrypt = self.crypto.encrypt(json.dumps(event, ensure_ascii=False))
+        ts = str(int(time.time()))
+        query = urllib.parse.urlencode({"msg_signature": self.crypto.signature(ts, "n", encrypt),
+                                        "timestamp": ts, "nonce": "n"})
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/wecom/bot?{query}",
+                                         json.dumps({"encrypt": encrypt}).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read().decode()
+        if not body:
+            return None
+        data = json.loads(body)
+        return json.loads(self.crypto.decrypt(data["encrypt"]))["stream"]["content"]
+
+
+def test_two_replicas_share_conversations_ids_and_reloads(
+        redis_url: str, knowledge_copy: Path, shared_data: Path, service, tmp_path: Path
+) -> None:
+    RedisStore(redis_url, 3600).client.flushdb()
+    a = Replica(tmp_path / "a", knowledge_copy, redis_url, shared_data)
+    b = Replica(tmp_path / "b", knowledge_copy, redis_url, shared_data)
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        # A clarification begun on A is completed on B.
+        assert "两种" in a.say("个体店怎么开", "r1")
+        assert "企业专业号" in b.say("2", "r2")
+        # A message delivered to A and retried to B is answered once.
+        assert "直客" in a.say("直客是什么", "r3", user="u2")
+        assert b.say("直客是什么", "r3", user="u2") is None
+        # /reload on A changes B's answers.
+        entry = knowledge_copy / "entries/zhike/zhike-what.md"
+        entry.write_text(entry.read_text("utf-8").replace("对接你的平台内部工作人员",
+                                                          "对接你的平台内部销售人员"), "utf-8")
+        assert "修改 1 条：zhike-what" in a.say("/reload", "r4", user="boss")
+        deadline = time.monotonic() + 30
+        n = 0
+        while "销售人员" not in (b.say("直客是什么", f"r5-{n}", user=f"u{n + 10}") or ""):
+            assert time.monotonic() < deadline, "replica B never reloaded"
+            n += 1
+            time.sleep(0.5)
+    finally:
+        code_a, out_a = stop_serve(a.process)
+        code_b, out_b = stop_serve(b.process)
+    assert (code_a, code_b) == (0, 0), (out_a + out_b)[-3000:]
+    assert "after another replica's /reload" in out_b

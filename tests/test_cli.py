@@ -152,3 +152,13 @@ def test_config_check_names_bad_values_and_hides_secrets(run_cli: CliRunner,
     serve = check({"BOT_ENCODER": "word2vec-SECRET"})
     assert serve.returncode == 1 and "BOT_ENCODER" in serve.stdout
     assert "word2vec-SECRET" not in serve.stdout
+
+
+def test_every_variable_is_documented_in_the_readme_table() -> None:
+    from bot.environment import Environment
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    table = readme[readme.index("\n## Configuration"):]
+    table = table[: table.index("\n## ", 1)]
+    rows = " ".join(line for line in table.splitlines() if line.startswith("|"))
+    assert [name for name in Environment.model_fields if f"`{name}`" not in rows] == []

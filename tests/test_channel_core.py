@@ -89,3 +89,14 @@ def test_json_log_lines_are_objects_with_secrets_masked() -> None:
     line = json.loads(formatter.format(record))
     assert line["level"] == "WARNING" and line["logger"] == "bot"
     assert line["message"] == "token ***"
+
+
+def test_sqlite_store_keeps_history_only_for_the_retention_period(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite", retention=100.0)
+    store.log_unanswered(Unanswered(1000.0, "wecom", "c", "u", "旧问题"))
+    store.record_feedback(1000.0, "wecom", "u", "zhike-what", True)
+    store.log_reply(1050.0, "wecom", "answer", None, 0.5)
+    assert [u.text for u in store.latest_unanswered(5)] == ["旧问题"]
+    store.log_reply(1200.0, "wecom", "answer", None, 0.5)  # every reply trims what is too old
+    assert store.latest_unanswered(5) == [] and store.feedback_counts(0) == (0, 0)
+    assert store.reply_counts(0) == {"answer": 1}

@@ -29,7 +29,7 @@ from bot.knowledge import KnowledgeBase, KnowledgeError, check_knowledge
 from bot.render import render
 from bot.replies import Reply
 from bot.service import KnowledgeService, documents
-from bot.storage import SQLiteStore, Store
+from bot.storage import STORE_ERRORS, ResilientStore, SQLiteStore, Store
 from index.encoders import make_encoder
 from index.search import open_index
 
@@ -45,7 +45,7 @@ class App:
 
     settings: Settings
     service: KnowledgeService
-    store: Store
+    store: ResilientStore
     engine: Engine
 
 
@@ -60,12 +60,17 @@ def open_app(settings: Settings) -> App:
     service = make_service(settings)
     service.start()
     retention = settings.retention_days * 86400
-    if settings.redis_url:
-        from bot.replicas import RedisStore
+    try:
+        if settings.redis_url:
+            from bot.replicas import RedisStore
 
-        store: Store = RedisStore(settings.redis_url, retention)
-    else:
-        store = SQLiteStore(settings.data_dir / "bot.sqlite", retention)
+            primary: Store = RedisStore(settings.redis_url, retention)
+        else:
+            primary = SQLiteStore(settings.data_dir / "bot.sqlite", retention)
+        store = ResilientStore(primary, retention)
+    except STORE_ERRORS as exc:
+        store = ResilientStore(SQLiteStore(":memory:", retention), retention)
+        store.degrade(exc)
     return App(settings, service, store, Engine(service, store, settings))
 
 
@@ -254,10 +259,11 @@ async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig |
 
     limiter = None
     runs = []
-    if isinstance(app.store, replicas.RedisStore):
-        limiter = replicas.RedisRateLimiter(app.store, app.settings.user_rate_limit,
+    shared = getattr(app.store, "primary", app.store)
+    if isinstance(shared, replicas.RedisStore):
+        limiter = replicas.RedisRateLimiter(shared, app.settings.user_rate_limit,
                                             app.settings.user_rate_window)
-        runs.append(replicas.watch_reloads(app.store, app.service, stop))
+        runs.append(replicas.watch_reloads(shared, app.service, stop))
 
     def dialogue(admins: frozenset[str]) -> Dialogue:
         return Dialogue(app.engine, app.service, app.store, app.settings, admins,

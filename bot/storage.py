@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 from contextlib import AbstractContextManager
@@ -104,6 +105,9 @@ CREATE INDEX IF NOT EXISTS seen_at ON seen_messages (at);
 CREATE INDEX IF NOT EXISTS replies_at ON replies (at);
 CREATE INDEX IF NOT EXISTS unanswered_at ON unanswered (at);
 """
+
+
+log = logging.getLogger(__name__)
 
 
 class SQLiteStore:
@@ -214,3 +218,54 @@ class SQLiteStore:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+
+STORE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+try:  # Redis errors count too when the redis client is installed
+    import redis.exceptions
+
+    STORE_ERRORS = (*STORE_ERRORS, redis.exceptions.RedisError)
+except ImportError:  # pragma: no cover - redis is a dependency; this guards odd installs
+    log.debug("redis client not installed; only SQLite errors are caught")
+
+
+class ResilientStore:
+    """Use a store; when it fails (read-only or full disk, Redis gone), say so and go on in memory.
+
+    The first failure is logged as an error naming the cause; from then on this process keeps
+    conversations and statistics in memory, so answering never stops. A restart with the
+    problem fixed returns to the real store.
+    """
+
+    def __init__(self, primary: Store, retention: float = 90 * 86400.0) -> None:
+        self.primary = primary
+        self.retention = retention
+        self.fallback: SQLiteStore | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self.fallback is not None
+
+    def degrade(self, error: BaseException) -> SQLiteStore:
+        """Switch to memory (once), logging why."""
+        if self.fallback is None:
+            log.error("the store failed (%s: %s); continuing in memory: conversations and "
+                      "statistics from now on are kept only until this process stops",
+                      type(error).__name__, error)
+            self.fallback = SQLiteStore(":memory:", self.retention)
+        return self.fallback
+
+    def __getattr__(self, name: str):
+        if self.fallback is not None:
+            return getattr(self.fallback, name)
+        target = getattr(self.primary, name)
+        if not callable(target):
+            return target
+
+        def call(*args: object, **kwargs: object) -> object:
+            try:
+                return target(*args, **kwargs)
+            except STORE_ERRORS as exc:
+                return getattr(self.degrade(exc), name)(*args, **kwargs)
+
+        return call

@@ -93,7 +93,7 @@ def current_build(root: Path) -> Path | None:
     """Return the folder of the build that serves, or None if there is none."""
     try:
         name = (root / "CURRENT").read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except OSError:  # missing, or the data directory is unusable
         return None
     path = root / "builds" / name
     return path if name and (path / "manifest.json").is_file() else None

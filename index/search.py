@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -194,7 +195,12 @@ def open_index(
             "vectors": len(vectors),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        build_dir = write_build(root, manifest, vectors, owners, index, extra or {})
+        try:
+            build_dir = write_build(root, manifest, vectors, owners, index, extra or {})
+        except OSError as exc:
+            # A read-only or full disk must not stop the bot: serve this build from memory.
+            log.error("cannot save the index build under %s (%s); serving it from memory, "
+                      "and the next start rebuilds it", root, exc)
     search = SearchIndex(keys, normalizer, encoder, index, owners, floor, *lexical, weights, texts)
     return search, BuildReport(False, embedded, time.perf_counter() - started, build_dir)
 
@@ -211,12 +217,17 @@ def _embed(
     owner_arr = np.array(owners, dtype=np.int64)
     if root is None:
         return encode(texts), owner_arr, len(texts)
-    cache = EmbeddingCache(root / "embeddings.sqlite")
     try:
-        namespace = f"{encoder.name}|{encoder.model}|query"
-        vectors, embedded = cache.embed(texts, namespace, encoder.dim, encode)
-    finally:
-        cache.close()
+        cache = EmbeddingCache(root / "embeddings.sqlite")
+        try:
+            namespace = f"{encoder.name}|{encoder.model}|query"
+            vectors, embedded = cache.embed(texts, namespace, encoder.dim, encode)
+        finally:
+            cache.close()
+    except (OSError, sqlite3.Error) as exc:
+        log.error("embedding cache under %s unusable (%s); embedding everything afresh",
+                  root, exc)
+        return encode(texts), owner_arr, len(texts)
     return vectors, owner_arr, embedded
 
 

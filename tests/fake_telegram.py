@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import sys
 import threading
 import time
@@ -36,6 +37,7 @@ _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a"
 class Call:
     method: str
     params: dict[str, Any]
+    status: int = 200  # what the fake answered: 0 for a dropped connection
 
 
 @dataclass
@@ -43,7 +45,7 @@ class FakeTelegram:
     """The server's state; start() binds a free port on 127.0.0.1."""
 
     calls: list[Call] = field(default_factory=list)
-    failures: dict[str, list[int]] = field(default_factory=dict)
+    failures: dict[str, list[int | str]] = field(default_factory=dict)  # status, "drop", "slow"
     _updates: list[dict] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -120,8 +122,9 @@ class FakeTelegram:
             return [c for c in self.calls if c.method == method]
 
     def sent(self, chat_id: int | None = None) -> list[Call]:
-        return [c for c in self.calls_to("sendMessage")
-                if chat_id is None or c.params.get("chat_id") == chat_id]
+        """Messages the bot sent successfully (failed attempts are in calls, not here)."""
+        return [c for c in self.calls_to("sendMessage") if c.status == 200
+                and (chat_id is None or c.params.get("chat_id") == chat_id)]
 
     def wait(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
         """Wait until predicate() is truthy and return it; fail after timeout seconds."""
@@ -148,9 +151,20 @@ class FakeTelegram:
         method = path.rsplit("/", 1)[-1]
         params = _params(request)
         with self._cond:
-            self.calls.append(Call(method, params))
+            call = Call(method, params)
+            self.calls.append(call)
             pending = self.failures.get(method)
             status = pending.pop(0) if pending else 0
+        call.status = status or 200
+        if status == "drop":  # the connection dies without an answer
+            call.status = 0
+            request.close_connection = True
+            request.connection.shutdown(socket.SHUT_RDWR)
+            return None
+        if status == "slow":  # longer than the client waits
+            time.sleep(6)
+            call.status = 200
+            status = 0
         if status == 429:
             return _respond(request, 429, {"ok": False, "error_code": 429,
                                            "description": "Too Many Requests: retry after 1",
@@ -162,6 +176,7 @@ class FakeTelegram:
         if handler is None:
             return _respond(request, 200, {"ok": True, "result": True})
         code, result = handler(params)
+        call.status = code
         body = ({"ok": True, "result": result} if code == 200
                 else {"ok": False, "error_code": code, "description": result})
         _respond(request, code, body)

@@ -340,3 +340,19 @@ def test_serve_command_runs_telegram_and_never_logs_the_token(
     assert code == 0, output[-2000:]
     assert "SECRETTOKEN" not in output
     assert "telegram long polling started" in output
+
+
+def test_intermittent_server_failures_lose_no_update_and_answer_each_once(
+        fake: FakeTelegram, bot: RunningBot) -> None:
+    fake.wait(lambda: fake.calls_to("getUpdates"))
+    fake.failures["getUpdates"] = [500, "drop", 502, "slow", 500]
+    fake.failures["sendMessage"] = [500, "drop", 503, 502, "drop", 500]
+    chats = list(range(200, 230))
+    for chat in chats:
+        fake.message("直客是什么", chat_id=chat, user_id=chat)
+    fake.wait(lambda: len({c.params["chat_id"] for c in fake.sent()}) == len(chats), timeout=90)
+    fake.quiet(1.0)
+    delivered = [c.params["chat_id"] for c in fake.sent()]
+    assert sorted(delivered) == chats  # every update answered, none twice
+    failed = [c for c in fake.calls_to("sendMessage") if c.status != 200]
+    assert len(failed) == 6  # the injected failures happened and were retried

@@ -46,9 +46,12 @@ class FakeWeComAPI:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/cgi-bin/gettoken", self.gettoken)
-        app.router.add_post("/cgi-bin/message/send", self.send)
+        app.router.add_post("/cgi-bin/message/send", self.route_send)
         app.router.add_post("/respond/{id}", self.respond)
         return app
+
+    async def route_send(self, request: web.Request) -> web.Response:
+        return await self.send(request)  # through the attribute, so a test can swap it
 
     async def gettoken(self, request: web.Request) -> web.Response:
         assert request.query["corpid"] == CORP and request.query["corpsecret"] == "app-secret"
@@ -423,3 +426,30 @@ def test_metrics_count_replies_refusals_and_index_size(service: KnowledgeService
         assert value(after, "bot_index_entries") == len(service.current.kb.entries)
 
     _run(service, tmp_path, scenario)
+
+
+def test_api_failures_are_retried_and_the_answer_delivered_once(service: KnowledgeService,
+                                                                tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        failures = ["http500", "busy", "expired", "http502"]
+        original = h.api.send
+
+        async def flaky(request: web.Request) -> web.Response:
+            if failures:
+                kind = failures.pop(0)
+                h.api.failed = getattr(h.api, "failed", 0) + 1
+                if kind.startswith("http"):
+                    return web.Response(status=int(kind[4:]), text="upstream error")
+                code = {"busy": -1, "expired": 42001}[kind]
+                return web.json_response({"errcode": code, "errmsg": kind})
+            return await original(request)
+
+        h.api.send = flaky  # the route calls through the attribute below
+        status, body = await h.app_post("薯条能带货吗", "4001")
+        assert (status, body) == (200, "")
+        await _until(lambda: h.api.sent)
+        await asyncio.sleep(0.5)
+        assert len(h.api.sent) == 1 and h.api.failed == 4
+        assert h.api.tokens_issued == 2  # refreshed only after the expired-token answer
+
+    _run(service, tmp_path, scenario, reply_budget=0.0)

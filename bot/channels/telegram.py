@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -24,7 +25,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -273,9 +274,26 @@ async def _send(message: Message, result: Reply | str, asker: str, quote: bool) 
     parts = split_message(text, MAX_TEXT)
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        await message.reply_html(part, reply_markup=markup if last else None,
-                                 do_quote=quote and i == 0,
-                                 disable_web_page_preview=True)
+        await _with_retries(lambda: message.reply_html(
+            part, reply_markup=markup if last else None, do_quote=quote and i == 0,  # noqa: B023
+            disable_web_page_preview=True))
+
+
+async def _with_retries(send: Callable[[], Awaitable[object]], attempts: int = 4) -> None:
+    """Send, retrying network failures and 5xx answers (429s are the rate limiter's job).
+
+    A message the server never accepted is safe to resend. One whose answer was lost after
+    delivery may arrive twice: the Bot API has no idempotency key to prevent that.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            await send()
+            return
+        except (NetworkError, TimedOut) as exc:
+            if isinstance(exc, BadRequest) or attempt == attempts:
+                raise
+            log.warning("telegram send failed (attempt %d of %d): %s", attempt, attempts, exc)
+            await asyncio.sleep(0.5 * 2 ** (attempt - 1))
 
 
 def _inbound(update: Update, text: str) -> Inbound:

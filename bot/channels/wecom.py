@@ -323,29 +323,40 @@ class WeComServer:
         for part in parts:
             await self.send_text(user, part)
 
-    async def send_text(self, user: str, content: str) -> bool:
-        """Send one text through message/send, refreshing the token once if it was rejected."""
+    async def send_text(self, user: str, content: str, attempts: int = 5) -> bool:
+        """Send one text through message/send.
+
+        A rejected token is refreshed and the send retried; 5xx answers, "system busy" (-1)
+        and network errors are retried with backoff. A message WeCom refused is not resent.
+        """
         payload = {"touser": user, "msgtype": "text", "agentid": int(self.config.agent_id),
                    "text": {"content": content}}
-        for attempt in range(3):
+        refresh = False
+        for attempt in range(1, attempts + 1):
             try:
-                token = await self.token.get(refresh=attempt > 0)
+                token = await self.token.get(refresh=refresh)
+                refresh = False
                 async with self.session.post(f"{self.config.api_base_url}/cgi-bin/message/send",
                                              params={"access_token": token},
                                              json=payload) as response:
+                    if response.status >= 500:
+                        raise RuntimeError(f"HTTP {response.status}")
                     data = await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError, RuntimeError) as exc:
-                log.warning("wecom message/send failed (attempt %d): %s", attempt + 1, exc)
-                await asyncio.sleep(0.2 * (attempt + 1))
+                log.warning("wecom message/send failed (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(0.2 * 2 ** (attempt - 1))
                 continue
             code = data.get("errcode", 0)
             if code == 0:
                 return True
-            if code not in TOKEN_INVALID:
+            refresh = code in TOKEN_INVALID
+            if not refresh and code != -1:
+                metrics.ERRORS.labels(CHANNEL).inc()
                 log.error("wecom message/send refused: errcode %s", code)
                 return False
+            log.warning("wecom message/send errcode %s (attempt %d); retrying", code, attempt)
         metrics.ERRORS.labels(CHANNEL).inc()
-        log.error("wecom message/send gave up after 3 attempts")
+        log.error("wecom message/send gave up after %d attempts", attempts)
         return False
 
     def _app_reply(self, user: str, content: str, nonce: str) -> web.Response:

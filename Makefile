@@ -27,6 +27,7 @@ lint: $(VENV)/.full
 
 bench: $(VENV)/.full
 	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.channels
 
 index: $(VENV)/.base
 	$(PY) -m bot index build

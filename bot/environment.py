@@ -58,6 +58,7 @@ class Environment(BaseSettings):
     TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
     TELEGRAM_WEBHOOK_LISTEN: str = "0.0.0.0"
     TELEGRAM_WEBHOOK_PORT: int = Field(8443, ge=1, le=65535)
+    TELEGRAM_OVERALL_RATE: float = Field(30.0, ge=0)
     # WeCom
     WECOM_BOT_TOKEN: SecretStr | None = None
     WECOM_BOT_AES_KEY: SecretStr | None = None

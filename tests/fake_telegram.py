@@ -8,6 +8,7 @@ of a method fail (for example with 429 and retry_after).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -22,6 +23,9 @@ from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from bot.channels import telegram as tg
+from bot.channels.core import Dialogue
 
 BOT = {"id": 999, "is_bot": True, "first_name": "Bot", "username": "faq_bot",
        "can_join_groups": True, "can_read_all_group_messages": False,
@@ -38,6 +42,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int = 200  # what the fake answered: 0 for a dropped connection
+    at: float = field(default_factory=time.perf_counter)  # when the call arrived
 
 
 @dataclass
@@ -273,3 +278,49 @@ def _respond(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
     request.send_header("Content-Length", str(len(data)))
     request.end_headers()
     request.wfile.write(data)
+
+
+class RunningBot:
+    """The Application serving in its own thread and event loop, as `serve` runs it."""
+
+    def __init__(self, dialogue: Dialogue, config: tg.TelegramConfig) -> None:
+        self.dialogue = dialogue
+        self.config = config
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._thread, daemon=True)
+
+    def _thread(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        application = tg.build_application(self.dialogue, self.config)
+
+        async def started() -> None:
+            while not (application.updater and application.updater.running):
+                await asyncio.sleep(0.01)
+            self.ready.set()
+
+        waiter = asyncio.create_task(started())
+        await tg.run(application, self.config, self.stop)
+        waiter.cancel()
+
+    def start(self) -> RunningBot:
+        self.thread.start()
+        assert self.ready.wait(30), "the bot did not start"
+        if self.error:
+            raise self.error
+        return self
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the bot did not stop"
+        if self.error:
+            raise self.error

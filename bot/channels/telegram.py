@@ -68,6 +68,7 @@ class TelegramConfig:
     webhook_secret: str = field(default="", repr=False)
     listen: str = "0.0.0.0"
     port: int = 8443
+    overall_rate: float = 30.0  # messages per second across all chats (Telegram's guidance)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TelegramConfig | None:
@@ -79,7 +80,8 @@ class TelegramConfig:
         return cls(token=token, base_url=e.TELEGRAM_API_BASE_URL.strip() or cls.base_url,
                    webhook_url=e.TELEGRAM_WEBHOOK_URL.strip(),
                    webhook_secret=e.secret("TELEGRAM_WEBHOOK_SECRET").strip(),
-                   listen=e.TELEGRAM_WEBHOOK_LISTEN, port=e.TELEGRAM_WEBHOOK_PORT)
+                   listen=e.TELEGRAM_WEBHOOK_LISTEN, port=e.TELEGRAM_WEBHOOK_PORT,
+                   overall_rate=e.TELEGRAM_OVERALL_RATE)
 
     @property
     def file_url(self) -> str:
@@ -94,7 +96,8 @@ def build_application(dialogue: Dialogue, config: TelegramConfig) -> Application
         .token(config.token)
         .base_url(config.base_url)
         .base_file_url(config.file_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))  # queues sends, retries 429 RetryAfter
+        # Queues sends within Telegram's flood limits and retries 429 RetryAfter.
+        .rate_limiter(AIORateLimiter(overall_max_rate=config.overall_rate, max_retries=3))
         .concurrent_updates(64)  # one slow reply must not hold up other chats
         .build()
     )

@@ -3,7 +3,8 @@
     python -m benchmarks.channels [--chats 200] [--messages 10] [--requests 2000]
 
 - Telegram: the real Application polls the fake Bot API; chats × messages questions are queued
-  at once. Throughput, latency from the update being queued to its sendMessage, and a check
+  at once (questions repeat, as in real groups: the query cache's hit rate is reported).
+  Throughput, latency from the update being queued to its sendMessage, and a check
   that every update got exactly one reply. Run with Telegram's 30 msg/s overall limit off
   (TELEGRAM_OVERALL_RATE=0) to measure the bot, since the limiter would only measure itself.
 - Reload under load: the same Telegram load while an admin /reload runs; no reply may be lost
@@ -106,7 +107,7 @@ def telegram_load(service, chats: int, messages: int, reload_midway: bool = Fals
     }
 
 
-async def _wecom(service, requests: int, concurrency: int) -> dict:
+async def _wecom(service, requests: int, concurrency: int, unique: bool = False) -> dict:
     data = Path(tempfile.mkdtemp(prefix="bench-wc-"))
     config = WeComConfig(bot_token="bench", bot_aes_key=KEY, reply_budget=4.0)
     server = WeComServer(_dialogue(service, data), config)
@@ -118,6 +119,8 @@ async def _wecom(service, requests: int, concurrency: int) -> dict:
     await site.start()
     host, port = runner.addresses[0][:2]
     crypto = WeComCrypto("bench", KEY, "")
+    cache = service.current.index.query_cache
+    hits_before, misses_before = cache.hits, cache.misses
     answered: dict[str, int] = {}
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
@@ -125,7 +128,7 @@ async def _wecom(service, requests: int, concurrency: int) -> dict:
     async def one(session: aiohttp.ClientSession, i: int, msgid: str) -> None:
         event = {"msgid": msgid, "aibotid": "B", "chattype": "single",
                  "from": {"userid": f"u{i % 500}"}, "response_url": "", "msgtype": "text",
-                 "text": {"content": QUESTIONS[i % len(QUESTIONS)]}}
+                 "text": {"content": QUESTIONS[i % len(QUESTIONS)] + (f" {i}" if unique else "")}}
         encrypt = crypto.encrypt(json.dumps(event, ensure_ascii=False))
         ts = str(int(time.time()))
         params = {"msg_signature": crypto.signature(ts, "n", encrypt), "timestamp": ts,
@@ -150,8 +153,11 @@ async def _wecom(service, requests: int, concurrency: int) -> dict:
             await asyncio.gather(*(one(session, i, f"b{i}") for i in range(0, requests, 10)))
     finally:
         await runner.cleanup()
+    hits, misses = cache.hits - hits_before, cache.misses - misses_before
     return {
         "requests": requests,
+        "distinct_texts": requests if unique else min(requests, len(QUESTIONS)),
+        "query_cache_hit_rate": round(hits / max(hits + misses, 1), 2),
         "concurrency": concurrency,
         "requests_per_s": round(requests / elapsed, 1),
         **_percentiles(latencies[:requests]),
@@ -179,6 +185,9 @@ def main() -> None:
         "telegram_reload_under_load": telegram_load(service, args.chats // 2, args.messages,
                                                     reload_midway=True),
         "wecom": asyncio.run(_wecom(service, args.requests, args.concurrency)),
+        # Every text new: what the encoder alone sustains, without the query cache's help.
+        "wecom_distinct_texts": asyncio.run(_wecom(service, args.requests // 2,
+                                                   args.concurrency, unique=True)),
     }
     print(json.dumps(results, ensure_ascii=False, indent=2))
     out = ROOT / "benchmarks" / "results-channels.json"

@@ -153,7 +153,7 @@ class Engine:
     def _ask(self, key: ConversationKey, conv: Conversation, text: str, snap: Snapshot,
              now: float, lang: str) -> Reply:
         norm = snap.normalizer(text)
-        query = snap.index.encoder.encode([norm], role="query")[0]
+        query = snap.index.embed_query(norm)
         hits = snap.index.search_normalised(norm, query, None, top_k=5)
         earlier = " ".join(conv.history[-self.settings.history_turns:])
         conv.history = [*conv.history, norm][-self.settings.history_turns:]

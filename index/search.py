@@ -6,8 +6,10 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,14 +71,22 @@ class SearchIndex:
     bm25_answers: Bm25Index
     weights: FusionWeights = field(default_factory=FusionWeights)
     texts: tuple[str, ...] = ()  # the normalised question behind each vector
+    query_cache: QueryCache = field(default_factory=lambda: QueryCache(4096))
+
+    def embed_query(self, normalised: str) -> np.ndarray:
+        """Return the query vector of a normalised text, from the cache when it was seen.
+
+        Encoding is most of a reply's cost, and sellers ask the same questions again and again.
+        """
+        return self.query_cache.get(normalised, lambda: self.encoder.encode(
+            [normalised], role="query")[0])
 
     def search(self, text: str, restrict: set[str] | None = None, top_k: int = 5) -> list[Hit]:
         """Return the best entries for text, best first; restrict limits them to some keys."""
         normalised = self.normalizer(text)
         if not normalised or not self.keys:
             return []
-        query = self.encoder.encode([normalised], role="query")[0]
-        return self.search_normalised(normalised, query, restrict, top_k)
+        return self.search_normalised(normalised, self.embed_query(normalised), restrict, top_k)
 
     def search_normalised(
         self, normalised: str, query: np.ndarray, restrict: set[str] | None, top_k: int
@@ -111,6 +121,31 @@ class SearchIndex:
             rows.append(Confusable(self.keys[self.owners[a]], self.keys[self.owners[b]], score,
                                    self.texts[a], self.texts[b]))
         return rows
+
+
+class QueryCache:
+    """A bounded least-recently-used map from normalised text to its query vector."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return vector
+            self.misses += 1
+        vector = compute()  # outside the lock: other queries go on meanwhile
+        with self._lock:
+            self._items[key] = vector
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return vector
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,22 @@ def test_close_pairs_keep_each_pair_of_owners_once_most_similar_first() -> None:
     assert len(found) == len(set(found))  # one row per pair of owners
     assert [s for s, _, _ in pairs] == sorted((s for s, _, _ in pairs), reverse=True)
     assert all(owners[a] < owners[b] for _, a, b in pairs)
+
+
+def test_query_cache_is_bounded_and_least_recently_used_first_out() -> None:
+    from index.search import QueryCache
+
+    cache = QueryCache(2)
+    calls = []
+
+    def vector(name: str):
+        calls.append(name)
+        return np.array([len(calls)], dtype=np.float32)
+
+    assert cache.get("a", lambda: vector("a"))[0] == 1
+    assert cache.get("a", lambda: vector("a"))[0] == 1  # a hit: not computed again
+    cache.get("b", lambda: vector("b"))
+    cache.get("a", lambda: vector("a"))  # a is now the most recent
+    cache.get("c", lambda: vector("c"))  # evicts b
+    cache.get("b", lambda: vector("b"))
+    assert calls == ["a", "b", "c", "b"] and (cache.hits, cache.misses) == (2, 4)

@@ -28,6 +28,7 @@ lint: $(VENV)/.full
 bench: $(VENV)/.full
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.channels
+	$(PY) -m benchmarks.size
 
 index: $(VENV)/.base
 	$(PY) -m bot index build

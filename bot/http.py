@@ -44,9 +44,8 @@ async def serve(app: web.Application, host: str, port: int, stop: asyncio.Event)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    log.info("http server listening on %s:%d (healthz, metrics%s)", host, port,
-             ", wecom callbacks" if any(r.resource and "/wecom" in r.resource.canonical
-                                        for r in app.router.routes()) else "")
+    paths = sorted({r.resource.canonical for r in app.router.routes() if r.resource})
+    log.info("http server listening on %s:%d: %s", host, port, ", ".join(paths))
     try:
         await stop.wait()
     finally:

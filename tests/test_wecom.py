@@ -399,7 +399,7 @@ def test_serve_runs_wecom_and_stops_cleanly(shared_data: Path,
     finally:
         code, output = stop_serve(process)
     assert code == 0, output[-2000:]
-    assert BOT_KEY not in output and "wecom callbacks" in output
+    assert BOT_KEY not in output and "/wecom/bot" in output and "/metrics" in output
 
 
 def test_metrics_count_replies_refusals_and_index_size(service: KnowledgeService,

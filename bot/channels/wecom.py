@@ -99,7 +99,6 @@ class Stream:
     content: str = ""
     finished: bool = False
     delivered: bool = False
-    created: float = field(default_factory=time.monotonic)
 
 
 class AccessToken:

@@ -169,9 +169,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     """Score the bot and the baselines on the development set, or sweep the thresholds."""
     from bot import evaluation
 
-    encoder = evaluation.MemoEncoder(make_encoder(settings.encoder, settings.encoder_model))
-    service = KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder,
-                               settings.weights)
+    # Sweeps ask the same questions many times: the index's query cache encodes each once.
+    service = make_service(settings)
     service.start()
     cases = evaluation.load_cases(args.cases)
     problems = evaluation.check_cases(cases, service.current.kb)
@@ -215,26 +214,21 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             shown = str(value)
         marker = " " if name not in env.model_fields_set else "*"
         print(f"{marker} {name} = {shown}")
-    channels = [n for n, on in (("telegram", TelegramConfig.from_env() is not None),
-                                ("wecom", WeComConfig.from_env() is not None)) if on]
+    channels = [name for name, config in zip(("telegram", "wecom"), configured_channels(),
+                                             strict=True) if config is not None]
     print(f"ok: channels {', '.join(channels) or 'none (console chat only)'}; "
           "* marks variables set in the environment or .env")
     return 0
 
 
-def configured_channels(env: dict[str, str]) -> list[str]:
-    """Name the channels whose credentials are present."""
-    channels = []
-    if env.get("TELEGRAM_BOT_TOKEN"):
-        channels.append("telegram")
-    if env.get("WECOM_BOT_TOKEN") or env.get("WECOM_APP_TOKEN"):
-        channels.append("wecom")
-    return channels
+def configured_channels() -> tuple[TelegramConfig | None, WeComConfig | None]:
+    """Return each channel's settings, or None where its credentials are absent."""
+    return TelegramConfig.from_env(), WeComConfig.from_env()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the configured chat channels until interrupted."""
-    telegram, wecom = TelegramConfig.from_env(), WeComConfig.from_env()
+    telegram, wecom = configured_channels()
     if telegram is None and wecom is None:
         print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
               "(see README); `python -m bot chat` talks to the bot in the terminal",
@@ -281,7 +275,7 @@ async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig |
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the channels when credentials are set, else open the console chat."""
-    if configured_channels(dict(os.environ)):
+    if any(configured_channels()):
         return cmd_serve(settings, args)
     args.json = False
     return cmd_chat(settings, args)

@@ -11,7 +11,6 @@ message. Each baseline's threshold is chosen on the calibration half, like the e
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -145,28 +144,6 @@ def check_cases(cases: Sequence[Case], kb: KnowledgeBase) -> list[str]:
 # ---------------------------------------------------------------------- the systems
 
 
-class MemoEncoder:
-    """Wrap an encoder so that a text is encoded once per role: sweeps repeat every query."""
-
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-        self.name, self.model, self.dim = inner.name, inner.model, inner.dim
-        self._memo: dict[tuple[str, str], np.ndarray] = {}
-        self._lock = threading.Lock()
-
-    def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
-        """Encode the texts not seen before in this role, reuse the rest."""
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if (role, t) not in self._memo))
-        if missing:
-            vectors = self._inner.encode(missing, role=role)
-            with self._lock:
-                self._memo.update({(role, t): v for t, v in zip(missing, vectors, strict=True)})
-        with self._lock:
-            rows = [self._memo[(role, t)] for t in texts]
-        return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
-
-
 def run_engine(service: KnowledgeService, settings: Settings, cases: Sequence[Case]
                ) -> list[Outcome]:
     """Put every case through a fresh conversation with the real engine."""
@@ -197,7 +174,7 @@ def channel_scores(snap: Snapshot, cases: Sequence[Case], channel: str
         if not norm:
             rows.append([])
             continue
-        query = index.encoder.encode([norm], role="query")[0]
+        query = index.embed_query(norm)
         hits = index.search_normalised(norm, query, None, top_k=n)
         scored = [(h.key, h.dense if channel == "dense" else h.lexical) for h in hits]
         rows.append(sorted(scored, key=lambda kv: -kv[1]))

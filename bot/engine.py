@@ -104,8 +104,8 @@ class Engine:
             now = self.clock()
             snap = self.service.current
             conv = self.store.load_conversation(str(key), now)
-            pending = conv.pending
-            if not pending or now - pending.asked_at > self.settings.pending_ttl:
+            pending = self._live_pending(conv, now)
+            if pending is None:
                 return None
             option = next((o for o in pending.options if o.id == option_id), None)
             if option is None:
@@ -114,6 +114,12 @@ class Engine:
             lang = _language(pending.question)
             reply = self._resolve(key, pending, option, snap, now, lang, conv)
             return self._finish(key, conv, now, reply)
+
+    def _live_pending(self, conv: Conversation, now: float) -> Pending | None:
+        """Return the conversation's pending question, dropping it if it has expired."""
+        if conv.pending and now - conv.pending.asked_at > self.settings.pending_ttl:
+            conv.pending = None
+        return conv.pending
 
     def _lock_for(self, key: ConversationKey) -> threading.Lock:
         with self._locks_guard:
@@ -136,9 +142,7 @@ class Engine:
         if not has_meaning(text):
             return self._finish(key, None, now, _notice("no_text", snap, lang))
         conv = self.store.load_conversation(str(key), now)
-        pending = conv.pending
-        if pending and now - pending.asked_at > self.settings.pending_ttl:
-            pending = conv.pending = None
+        pending = self._live_pending(conv, now)
         if pending:
             option = pick_option(pending.options, text, snap.normalizer)
             if option is not None:
@@ -153,14 +157,14 @@ class Engine:
     def _ask(self, key: ConversationKey, conv: Conversation, text: str, snap: Snapshot,
              now: float, lang: str) -> Reply:
         norm = snap.normalizer(text)
-        query = snap.index.embed_query(norm)
-        hits = snap.index.search_normalised(norm, query, None, top_k=5)
         earlier = " ".join(conv.history[-self.settings.history_turns:])
         conv.history = [*conv.history, norm][-self.settings.history_turns:]
-        th = self.settings.thresholds
-
         if contains_any(norm, self._scope_words(snap).declined):
             return Reply("fallback", reason="declined", lang=lang, message=_ui(lang, "declined"))
+        query = snap.index.embed_query(norm)
+        hits = snap.index.search_normalised(norm, query, None, top_k=5)
+        th = self.settings.thresholds
+
         # A question about another platform is out of scope unless the best entry speaks of
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
         named = contains_which(norm, self._scope_words(snap).platforms)

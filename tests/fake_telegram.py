@@ -51,6 +51,7 @@ class FakeTelegram:
 
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[int | str]] = field(default_factory=dict)  # status, "drop", "slow"
+    on_call: Callable[[Call], None] | None = None  # told of every answered call (load drivers)
     _updates: list[dict] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -185,19 +186,22 @@ class FakeTelegram:
         body = ({"ok": True, "result": result} if code == 200
                 else {"ok": False, "error_code": code, "description": result})
         _respond(request, code, body)
+        if self.on_call is not None:
+            self.on_call(call)
 
     def _api_getMe(self, params: dict) -> tuple[int, Any]:
         return 200, BOT
 
     def _api_getUpdates(self, params: dict) -> tuple[int, Any]:
         offset = int(params.get("offset") or 0)
+        limit = min(int(params.get("limit") or 100), 100)  # Telegram's default and maximum
         timeout = min(float(params.get("timeout") or 0), 1.0)
         deadline = time.monotonic() + timeout
         with self._cond:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
             while not self._updates and time.monotonic() < deadline:
                 self._cond.wait(deadline - time.monotonic())
-            return 200, list(self._updates)
+            return 200, self._updates[:limit]
 
     def _api_sendMessage(self, params: dict) -> tuple[int, Any]:
         text = params.get("text", "")

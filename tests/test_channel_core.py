@@ -97,6 +97,7 @@ def test_sqlite_store_keeps_history_only_for_the_retention_period(tmp_path: Path
     store.record_feedback(1000.0, "wecom", "u", "zhike-what", True)
     store.log_reply(1050.0, "wecom", "answer", None, 0.5)
     assert [u.text for u in store.latest_unanswered(5)] == ["旧问题"]
-    store.log_reply(1200.0, "wecom", "answer", None, 0.5)  # every reply trims what is too old
+    # A reply a minute or more after the last trim trims what is too old.
+    store.log_reply(1200.0, "wecom", "answer", None, 0.5)
     assert store.latest_unanswered(5) == [] and store.feedback_counts(0) == (0, 0)
     assert store.reply_counts(0) == {"answer": 1}

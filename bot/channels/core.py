@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot import metrics
 from bot.admin import ADMIN_COMMANDS, GROUP_NOTICE, REFUSAL, AdminConsole
@@ -22,8 +23,13 @@ from bot.replies import Reply
 from bot.service import KnowledgeService
 from bot.storage import Store
 
+T = TypeVar("T")
 RATE_LIMITED = "你提问太快了，请稍等一分钟再问。"
 EMPTY_ASK = "请在命令后面写上你的问题，例如：/ask 个体店怎么开"
+# Threads that run the (blocking) engine. Most of them wait, not work: the more questions are
+# in flight, the larger the batches the encoder gathers (measured on 2 cores with all-new texts:
+# 6 threads 50 replies/s, 12 → 61/s, 24 → 67/s).
+ENGINE_THREADS = 32
 
 
 class Limiter(Protocol):
@@ -62,6 +68,7 @@ class Dialogue:
                                     announce=getattr(store, "announce_reload", None))
         self.limiter = limiter or RateLimiter(settings.user_rate_limit, settings.user_rate_window)
         self.clock = clock
+        self._pool = ThreadPoolExecutor(ENGINE_THREADS, thread_name_prefix="engine")
         metrics.track_index_size(lambda: len(service.current.kb.entries))
 
     async def ask(self, message: Inbound) -> Reply | str:
@@ -73,14 +80,14 @@ class Dialogue:
             result = RATE_LIMITED
         else:
             # The encoder is CPU work: keep it off the event loop so other chats go on.
-            result = await asyncio.to_thread(self.engine.reply, message.key, message.text)
+            result = await self._run(self.engine.reply, message.key, message.text)
         _observe(message.channel, result, started)
         return result
 
     async def choose(self, message: Inbound, option_id: str) -> Reply | None:
         """Apply a button pick; None when the option is stale."""
         started = time.perf_counter()
-        reply = await asyncio.to_thread(self.engine.choose, message.key, option_id)
+        reply = await self._run(self.engine.choose, message.key, option_id)
         if reply is not None:
             _observe(message.channel, reply, started)
         return reply
@@ -96,7 +103,10 @@ class Dialogue:
             return REFUSAL
         if message.group:
             return GROUP_NOTICE  # statistics and errors are not for a seller group's eyes
-        return await asyncio.to_thread(self.console.run, command, argument)
+        return await self._run(self.console.run, command, argument)
+
+    async def _run(self, function: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
     def feedback(self, message: Inbound, entry_id: str, useful: bool) -> bool:
         """Record 👍/👎 on an answered entry; False if the entry is unknown."""

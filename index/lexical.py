@@ -48,22 +48,27 @@ def build_bm25(docs: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) 
     lengths = np.array([len(d) for d in docs], dtype=np.float32)
     avg = float(lengths.mean()) if n and lengths.sum() else 1.0
     vocab: dict[str, int] = {}
-    postings: list[list[tuple[int, int]]] = []
+    term_ids: list[int] = []
+    doc_of: list[int] = []
+    counts: list[int] = []
     for doc_id, doc in enumerate(docs):
         for term, tf in Counter(doc).items():
-            tid = vocab.setdefault(term, len(vocab))
-            if tid == len(postings):
-                postings.append([])
-            postings[tid].append((doc_id, tf))
-    df = np.array([len(p) for p in postings], dtype=np.float32)
+            term_ids.append(vocab.setdefault(term, len(vocab)))
+            doc_of.append(doc_id)
+            counts.append(tf)
+    # All postings at once, grouped by term; a stable sort keeps each term's documents in order.
+    terms = np.array(term_ids, dtype=np.int64)
+    order = np.argsort(terms, kind="stable")
+    terms = terms[order]
+    ids = np.array(doc_of, dtype=np.int64)[order]
+    tf = np.array(counts, dtype=np.float32)[order]
+    df = np.bincount(terms, minlength=len(vocab)).astype(np.float32)
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    doc_ids, weights = [], []
-    for tid, plist in enumerate(postings):
-        ids = np.array([d for d, _ in plist], dtype=np.int64)
-        tf = np.array([t for _, t in plist], dtype=np.float32)
-        norm = k1 * (1.0 - b + b * lengths[ids] / avg)
-        doc_ids.append(ids)
-        weights.append(idf[tid] * tf * (k1 + 1.0) / (tf + norm))
+    norm = k1 * (1.0 - b + b * lengths[ids] / avg)
+    all_weights = idf[terms] * tf * (k1 + 1.0) / (tf + norm)
+    bounds = np.cumsum(df.astype(np.int64))[:-1]
+    doc_ids = np.split(ids, bounds) if len(vocab) else []
+    weights = np.split(all_weights, bounds) if len(vocab) else []
     unseen = float(math.log(1.0 + (n + 0.5) / 0.5))
     return Bm25Index(vocab, doc_ids, weights, idf, unseen, n)
 

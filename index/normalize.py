@@ -15,7 +15,6 @@ _T2S = opencc.OpenCC("t2s")
 # Control and format characters (C*) carry no meaning in a question; newlines become spaces.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SPACES = re.compile(r"\s+")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def strip_control(text: str) -> str:
@@ -68,11 +67,13 @@ class Normalizer:
         # terms of its length whose first syllable its first character can be read as.
         by_sound: dict[int, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
         for term in sorted({_fold(t) for t in self.terms}):
-            if len(term) >= 2 and all(_HAN.match(c) for c in term):
+            if len(term) >= 2 and all(map(_is_han, term)):
                 sound = tuple(_default_reading(c) for c in term)
                 by_sound.setdefault(len(term), {}).setdefault(sound[0], []).append((sound, term))
         object.__setattr__(self, "_by_sound", by_sound)
         object.__setattr__(self, "_lengths", sorted(by_sound, reverse=True))
+        object.__setattr__(self, "_firsts",
+                           frozenset(f for by_first in by_sound.values() for f in by_first))
 
     def __call__(self, text: str) -> str:
         """Return the normalised form of text."""
@@ -91,10 +92,16 @@ class Normalizer:
     def _repair_homophones(self, text: str) -> str:
         if not self._by_sound:
             return text
+        # Per position: how many Chinese characters run from it, and their readings. Each is
+        # computed once per text, not once per window.
+        run = [0] * (len(text) + 1)
+        for i in range(len(text) - 1, -1, -1):
+            run[i] = run[i + 1] + 1 if _is_han(text[i]) else 0
+        readings = [_readings(c) if run[i] else frozenset() for i, c in enumerate(text)]
         out: list[str] = []
         i = 0
         while i < len(text):
-            hit = self._term_at(text, i)
+            hit = self._term_at(readings, run, i)
             if hit:
                 out.append(hit)
                 i += len(hit)
@@ -103,20 +110,24 @@ class Normalizer:
                 i += 1
         return "".join(out)
 
-    def _term_at(self, text: str, i: int) -> str | None:
-        # Longest term first, so 号店一体 wins over a shorter term inside it.
-        if not _HAN.match(text[i]):
+    def _term_at(self, readings: list[frozenset[str]], run: list[int], i: int) -> str | None:
+        firsts = readings[i] & self._firsts
+        if run[i] < 2 or not firsts:
             return None
+        # Longest term first, so 号店一体 wins over a shorter term inside it.
         for length in self._lengths:
-            window = text[i : i + length]
-            if len(window) < length or not all(_HAN.match(c) for c in window):
+            if length > run[i]:
                 continue
             by_first = self._by_sound[length]
-            for first in _readings(window[0]):
+            for first in firsts:
                 for sound, term in by_first.get(first, ()):
-                    if all(s in _readings(c) for s, c in zip(sound, window, strict=True)):
+                    if all(s in readings[i + k] for k, s in enumerate(sound)):
                         return term
         return None
+
+
+def _is_han(char: str) -> bool:
+    return "\u4e00" <= char <= "\u9fff"
 
 
 def _fold(text: str) -> str:

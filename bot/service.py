@@ -13,11 +13,12 @@ from index.encoders import Encoder
 from index.fusion import FusionWeights
 from index.normalize import Normalizer
 from index.persist import current_build
-from index.search import Document, SearchIndex, open_index
+from index.search import Document, QueryCache, SearchIndex, open_index
 
 log = logging.getLogger(__name__)
 
 KB_SNAPSHOT = "knowledge.json"
+QUERY_CACHE_SIZE = 4096  # query vectors kept (about 1.6 KB each with 384 dimensions)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class KnowledgeService:
         self.weights = weights or FusionWeights()
         self._current: Snapshot | None = None
         self._reload_lock = threading.Lock()
+        # A query vector depends only on the normalised text and the encoder, and a reload
+        # changes neither (an alias edit changes the normalised text, so the key): every build
+        # shares one cache, and a reload does not send each question back to the encoder.
+        self.query_cache = QueryCache(QUERY_CACHE_SIZE)
 
     @property
     def current(self) -> Snapshot:
@@ -109,6 +114,7 @@ class KnowledgeService:
         normalizer = kb.normalizer()
         index, report = open_index(documents(kb), normalizer, self.encoder, self.index_root,
                                    self.weights, extra={KB_SNAPSHOT: kb.to_json()}, force=force)
+        index.query_cache = self.query_cache
         if report.reused:
             log.info("reused index build %s", report.build_dir.name if report.build_dir else "")
         else:

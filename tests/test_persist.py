@@ -43,13 +43,18 @@ def test_reuse_then_incremental_rebuild(encoder, knowledge_copy: Path, tmp_path:
     assert sum(counting.calls) == 0
     assert current_build(tmp_path / "var" / "index") == first
 
-    # Editing one entry re-embeds only its changed question.
+    # Editing one entry re-embeds only its changed question, and queries seen before the
+    # reload are not encoded again after it.
+    again.current.index.search("薯条投了没有成交怎么办")
     path = knowledge_copy / "entries/zhike/zhike-what.md"
     path.write_text(path.read_text().replace("  - 直客的考核是什么", "  - 直客的业绩考核看什么"))
     report = again.reload()
     assert report.changed == ["zhike-what"] and not report.added and not report.removed
     assert report.embedded == 1
     assert current_build(tmp_path / "var" / "index") != first
+    counting.calls.clear()
+    again.current.index.search("薯条投了没有成交怎么办")
+    assert counting.calls == []
     hits = again.current.index.search("直客的业绩考核看什么")
     assert hits[0].key == "zhike-what"
 

@@ -331,11 +331,12 @@ def main() -> None:
     template = Path(tempfile.mkdtemp(prefix="bench-template-"))
     prepare(template)
     think = tuple(args.think)
-    results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                   f"Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    out = ROOT / "benchmarks" / "results-channels.json"
+    # With --only, the other runs' figures from an earlier run are kept.
+    results: dict = json.loads(out.read_text("utf-8")) if args.only and out.exists() else {}
+    results.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                               f"Python {platform.python_version()}",
+                    "date": time.strftime("%Y-%m-%d")})
     runs = {
         "telegram_burst": lambda: telegram_burst(template, args.chats, args.messages),
         "telegram_paced": lambda: telegram_paced(template, args.chats, args.messages, think),
@@ -353,7 +354,6 @@ def main() -> None:
             print(name, json.dumps(results[name], ensure_ascii=False), flush=True)
     finally:
         shutil.rmtree(template, ignore_errors=True)
-    out = ROOT / "benchmarks" / "results-channels.json"
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2), "utf-8")
     print(f"written {out.relative_to(ROOT)}")
 

@@ -267,7 +267,9 @@ def _serve_telegram(template: Path, fake: FakeTelegram) -> ServedBot:
 
 
 
-async def _wecom(template: Path, requests: int, concurrency: int, unique: bool) -> dict:
+async def _wecom(template: Path, requests: int, concurrency: int, unique: bool,
+                 time_limit: float = 300.0) -> dict:
+    """Post up to `requests` callbacks, none begun after time_limit seconds; count the answers."""
     bot = ServedBot(template, WECOM_BOT_TOKEN="bench", WECOM_BOT_AES_KEY=KEY,
                     WECOM_REPLY_BUDGET="4")
     crypto = WeComCrypto("bench", KEY, "")
@@ -275,6 +277,8 @@ async def _wecom(template: Path, requests: int, concurrency: int, unique: bool) 
     answered: dict[str, int] = {}
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
+    deadline = time.monotonic() + time_limit
+    sent: set[int] = set()
 
     async def one(session: aiohttp.ClientSession, i: int) -> None:
         text = QUESTIONS[i % len(QUESTIONS)] + (f" {i}" if unique else "")
@@ -286,6 +290,9 @@ async def _wecom(template: Path, requests: int, concurrency: int, unique: bool) 
         params = {"msg_signature": crypto.signature(ts, "n", encrypt), "timestamp": ts,
                   "nonce": "n"}
         async with semaphore:
+            if time.monotonic() > deadline:
+                return
+            sent.add(i)
             before = time.perf_counter()
             async with session.post(url, params=params, json={"encrypt": encrypt}) as response:
                 body = await response.text()
@@ -300,18 +307,20 @@ async def _wecom(template: Path, requests: int, concurrency: int, unique: bool) 
             started = time.perf_counter()
             await asyncio.gather(*(one(session, i) for i in range(requests)))
             elapsed = time.perf_counter() - started
+            posted = len(sent)
             # Every tenth message is delivered again: a retry must never be answered again.
-            await asyncio.gather(*(one(session, i) for i in range(0, requests, 10)))
+            deadline = time.monotonic() + time_limit
+            await asyncio.gather(*(one(session, i) for i in sorted(sent) if i % 10 == 0))
         usage = bot.usage()
     finally:
         bot.close()
     return {
-        "requests": requests,
-        "distinct_texts": requests if unique else min(requests, len(QUESTIONS)),
+        "requests": posted,
+        "distinct_texts": posted if unique else min(posted, len(QUESTIONS)),
         "concurrency": concurrency,
-        "requests_per_s": round(requests / elapsed, 1),
-        **_percentiles(latencies[:requests]),
-        "unanswered": requests - len(answered),
+        "requests_per_s": round(posted / elapsed, 1),
+        **(_percentiles(latencies[:posted]) if posted else {}),
+        "unanswered": posted - len(answered),
         "answered_twice": sum(1 for n in answered.values() if n > 1),
         **usage,
     }
@@ -324,6 +333,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--time-limit", type=float, default=300.0,
+                        help="seconds after which the WeCom generator begins no new request")
     parser.add_argument("--think", type=float, nargs=2, default=(1.0, 4.0),
                         help="seconds a paced chat reads an answer before asking again")
     parser.add_argument("--only", choices=["telegram", "wecom"], default=None)
@@ -342,9 +353,10 @@ def main() -> None:
         "telegram_paced": lambda: telegram_paced(template, args.chats, args.messages, think),
         "telegram_paced_reload": lambda: telegram_paced(template, args.chats, args.messages,
                                                         think, reload_midway=True),
-        "wecom": lambda: asyncio.run(_wecom(template, args.requests, args.concurrency, False)),
+        "wecom": lambda: asyncio.run(_wecom(template, args.requests, args.concurrency, False,
+                                            args.time_limit)),
         "wecom_distinct_texts": lambda: asyncio.run(
-            _wecom(template, args.requests, args.concurrency, True)),
+            _wecom(template, args.requests, args.concurrency, True, args.time_limit)),
     }
     try:
         for name, run in runs.items():

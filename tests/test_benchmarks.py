@@ -40,6 +40,13 @@ def test_wecom_load_answers_each_callback_once_and_ignores_the_retries(template:
     assert result["unanswered"] == 0 and result["answered_twice"] == 0
 
 
+def test_the_wecom_generator_stops_at_its_time_limit(template: Path) -> None:
+    result = asyncio.run(channels._wecom(template, requests=5000, concurrency=4, unique=True,
+                                         time_limit=1.0))
+    assert 0 < result["requests"] < 5000  # bounded by time, not by count
+    assert result["unanswered"] == 0 and result["answered_twice"] == 0
+
+
 def test_the_bookkeeping_sees_lost_and_doubled_answers() -> None:
     book = channels._Chats(range(2))
     book.queued = {0: [0.0, 1.0], 1: [0.0, 1.0]}

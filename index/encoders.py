@@ -129,13 +129,16 @@ class BatchingEncoder:
         except Exception as exc:  # every waiter of this batch gets the error, not a hang
             for pending in batch:
                 pending.error = exc
-        with self._cond:
-            for pending in batch:
-                pending.done = True
-            self.batches += 1
-            self.texts += len(batch)
-            self._busy = False
-            self._cond.notify_all()
+        finally:  # even when interrupted, release the waiters and the encoder
+            with self._cond:
+                for pending in batch:
+                    if pending.vector is None and pending.error is None:
+                        pending.error = RuntimeError("encoding was interrupted")
+                    pending.done = True
+                self.batches += 1
+                self.texts += len(batch)
+                self._busy = False
+                self._cond.notify_all()
 
 
 def bundled_minilm_path() -> str:

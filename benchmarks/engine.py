@@ -35,8 +35,8 @@ def _child(code: str, env: dict[str, str]) -> dict:
 LATENCY = """
 import json, resource, time
 from bot.cli import open_app, CONSOLE
-from bot.config import Settings
-from bot.engine import ConversationKey
+from bot.settings import Settings
+from bot.dialogue.engine import ConversationKey
 t0 = time.perf_counter()
 app = open_app(Settings.from_env())
 questions = json.loads(%r)
@@ -55,7 +55,7 @@ BUILD = """
 import json, time
 from pathlib import Path
 from bot.cli import make_service
-from bot.config import Settings
+from bot.settings import Settings
 s = Settings.from_env()
 svc = make_service(s)
 full = svc.reload(force=True)

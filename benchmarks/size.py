@@ -27,7 +27,7 @@ CHILD = """
 import json, random, resource, sys, time
 from pathlib import Path
 import numpy as np
-from bot.knowledge import load_knowledge
+from bot.kb.loader import load_knowledge
 from index.encoders import make_encoder
 from index.search import Document, open_index
 

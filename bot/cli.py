@@ -19,17 +19,17 @@ from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from bot import environment, logsafe
+from bot import settings as environment
+from bot.channels.render import render
 from bot.channels.telegram import TelegramConfig
-from bot.channels.wecom import WeComConfig
-from bot.config import Settings
-from bot.engine import ConversationKey, Engine
-from bot.environment import Environment
-from bot.knowledge import KnowledgeBase, KnowledgeError, check_knowledge
-from bot.render import render
-from bot.replies import Reply
-from bot.service import KnowledgeService, documents
-from bot.storage import STORE_ERRORS, ResilientStore, SQLiteStore, Store
+from bot.channels.wecom.server import WeComConfig
+from bot.dialogue.engine import ConversationKey, Engine
+from bot.dialogue.replies import Reply
+from bot.kb.loader import KnowledgeBase, KnowledgeError, check_knowledge
+from bot.kb.service import KnowledgeService, documents
+from bot.ops import logsafe
+from bot.settings import Environment, Settings
+from bot.store.sqlite import STORE_ERRORS, ResilientStore, SQLiteStore, Store
 from index.encoders import make_encoder
 from index.search import open_index
 
@@ -62,7 +62,7 @@ def open_app(settings: Settings) -> App:
     retention = settings.retention_days * 86400
     try:
         if settings.redis_url:
-            from bot.replicas import RedisStore
+            from bot.store.redis import RedisStore
 
             primary: Store = RedisStore(settings.redis_url, retention)
         else:
@@ -241,10 +241,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig | None) -> None:
     """Run the channels side by side in one event loop until SIGINT or SIGTERM."""
-    from bot import http, replicas
     from bot.channels import telegram as tg
-    from bot.channels import wecom as wc
-    from bot.channels.core import Dialogue
+    from bot.channels.frontdesk import Dialogue
+    from bot.channels.wecom import server as wc
+    from bot.ops import server as http
+    from bot.store import redis as replicas
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

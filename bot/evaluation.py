@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bot.config import Settings, Thresholds
-from bot.engine import ConversationKey, Engine
-from bot.knowledge import KnowledgeBase
-from bot.service import KnowledgeService, Snapshot
-from bot.storage import SQLiteStore
+from bot.dialogue.engine import ConversationKey, Engine
+from bot.kb.loader import KnowledgeBase
+from bot.kb.service import KnowledgeService, Snapshot
+from bot.settings import Settings, Thresholds
+from bot.store.sqlite import SQLiteStore
 
 CATEGORIES = ("answerable", "ambiguous", "out_of_scope", "typo", "english", "multiturn")
 CLARIFY, FALLBACK = "clarify", "fallback"

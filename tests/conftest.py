@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
-from bot.engine import ConversationKey, Engine
-from bot.service import KnowledgeService
-from bot.storage import SQLiteStore
+from bot.dialogue.engine import ConversationKey, Engine
+from bot.kb.service import KnowledgeService
+from bot.settings import Settings
+from bot.store.sqlite import SQLiteStore
 from index.encoders import Encoder, make_encoder
+from testing.serve import ROOT, free_port, start_serve, stop_serve
 
-ROOT = Path(__file__).resolve().parent.parent
-KNOWLEDGE = ROOT / "knowledge"
+__all__ = ["free_port", "start_serve", "stop_serve"]
+
+KNOWLEDGE = Path(os.environ.get("BOT_KNOWLEDGE_DIR", ROOT / "knowledge"))  # TODO-REVERT
 
 
 @pytest.fixture(scope="session")
@@ -110,29 +110,6 @@ def run_cli(tmp_path: Path) -> CliRunner:
                               capture_output=True, text=True, timeout=300, cwd=ROOT)
 
     return run
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serve(data: Path, **env: str) -> subprocess.Popen:
-    """Start `python -m bot serve` with only the given channel settings."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("TELEGRAM_", "WECOM_", "HTTP_"))}
-    return subprocess.Popen([sys.executable, "-m", "bot", "serve"],
-                            env={**clean, "BOT_DATA_DIR": str(data), **env}, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def stop_serve(process: subprocess.Popen) -> tuple[int, str]:
-    """Stop a served bot the way an operator does (SIGTERM); return its exit code and output."""
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
-    return process.returncode, out + err
 
 
 def json_lines(stdout: str) -> list[dict]:

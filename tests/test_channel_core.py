@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.admin import AdminConsole
-from bot.engine import Engine
-from bot.ratelimit import RateLimiter
-from bot.render import split_message
-from bot.storage import SQLiteStore, Unanswered
+from bot.channels.admin import AdminConsole
+from bot.channels.render import split_message
+from bot.dialogue.engine import Engine
+from bot.store.ratelimit import RateLimiter
+from bot.store.sqlite import SQLiteStore, Unanswered
 
 
 def test_rate_limiter_slides_its_window() -> None:
@@ -66,7 +66,7 @@ def test_admin_stats_and_unanswered_report_the_store(service, tmp_path: Path) ->
 def test_log_lines_mask_secrets_from_the_environment() -> None:
     import logging
 
-    from bot.logsafe import RedactingFormatter, secrets_in
+    from bot.ops.logsafe import RedactingFormatter, secrets_in
 
     env = {"TELEGRAM_BOT_TOKEN": "123:ABCDEF", "WECOM_APP_AES_KEY": "k" * 43,
            "BOT_DATA_DIR": "/var/lib/bot", "SHORT_TOKEN": "abc"}
@@ -81,7 +81,7 @@ def test_json_log_lines_are_objects_with_secrets_masked() -> None:
     import json
     import logging
 
-    from bot.logsafe import RedactingFormatter
+    from bot.ops.logsafe import RedactingFormatter
 
     formatter = RedactingFormatter("%(message)s", ["s3cret-value"], as_json=True)
     record = logging.LogRecord("bot", logging.WARNING, __file__, 1, "token %s", ("s3cret-value",),

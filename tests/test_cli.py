@@ -155,7 +155,7 @@ def test_config_check_names_bad_values_and_hides_secrets(run_cli: CliRunner,
 
 
 def test_every_variable_is_documented_in_the_readme_table() -> None:
-    from bot.environment import Environment
+    from bot.settings import Environment
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
     table = readme[readme.index("\n## Configuration"):]

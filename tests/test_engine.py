@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, Thresholds
-from bot.engine import ConversationKey, Engine, pick_option
-from bot.render import render
-from bot.replies import NONE_OF_THESE, Option
-from bot.service import KnowledgeService
-from bot.storage import SQLiteStore
+from bot.channels.render import render
+from bot.dialogue.engine import ConversationKey, Engine, pick_option
+from bot.dialogue.replies import NONE_OF_THESE, Option
+from bot.kb.service import KnowledgeService
+from bot.settings import Settings, Thresholds
+from bot.store.sqlite import SQLiteStore
 
 
 def test_ambiguous_term_asks_back_with_both_senses_and_none(engine: Engine, key) -> None:
@@ -167,7 +167,7 @@ def test_pick_option_rules() -> None:
 
 
 def test_store_round_trip(tmp_path: Path) -> None:
-    from bot.storage import Conversation, Pending, Unanswered
+    from bot.store.sqlite import Conversation, Pending, Unanswered
 
     store = SQLiteStore(tmp_path / "s.sqlite")
     conv = Conversation(Pending("concept", "个体店", [Option("x", "y")], "getidian", 5.0),

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
 from bot.evaluation import (
     CLARIFY,
     FALLBACK,
@@ -20,7 +19,8 @@ from bot.evaluation import (
     score,
     select,
 )
-from bot.service import KnowledgeService
+from bot.kb.service import KnowledgeService
+from bot.settings import Settings
 
 DEV_SET = Path(__file__).parent / "eval" / "dev.yaml"
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
-from bot.engine import ConversationKey, Engine
-from bot.service import KnowledgeService
-from bot.storage import ResilientStore, SQLiteStore
+from bot.dialogue.engine import ConversationKey, Engine
+from bot.kb.service import KnowledgeService
+from bot.settings import Settings
+from bot.store.sqlite import ResilientStore, SQLiteStore
 from index.persist import current_build
 from tests.conftest import ROOT
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import BASIS_LABELS, KnowledgeError, check_knowledge, load_knowledge
+from bot.kb.loader import BASIS_LABELS, KnowledgeError, check_knowledge, load_knowledge
 from tests.conftest import KNOWLEDGE
 
 
@@ -124,7 +124,7 @@ def test_missing_front_matter(knowledge_copy: Path) -> None:
 
 
 def test_kb_snapshot_round_trips() -> None:
-    from bot.knowledge import KnowledgeBase
+    from bot.kb.loader import KnowledgeBase
 
     kb = load_knowledge(KNOWLEDGE)
     again = KnowledgeBase.from_json(kb.to_json())

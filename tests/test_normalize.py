@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.knowledge import load_knowledge
+from bot.kb.loader import load_knowledge
 from index.normalize import Normalizer, has_meaning, strip_control
 from tests.conftest import KNOWLEDGE
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import KnowledgeError
-from bot.service import KnowledgeService
+from bot.kb.loader import KnowledgeError
+from bot.kb.service import KnowledgeService
 from index.normalize import Normalizer
 from index.persist import current_build
 from index.search import Document, open_index

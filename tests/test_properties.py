@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.channels.wecom import Refused, _parse_xml
-from bot.channels.wecom_crypto import WeComCrypto, WeComCryptoError
-from bot.knowledge import check_knowledge
+from bot.channels.wecom.crypto import WeComCrypto, WeComCryptoError
+from bot.channels.wecom.server import Refused, _parse_xml
+from bot.kb.loader import check_knowledge
 
 KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
 CRYPTO = WeComCrypto("token", KEY, "corp")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.wecom_crypto import WeComCrypto
-from bot.replicas import RedisRateLimiter, RedisStore
-from bot.replies import Option
-from bot.storage import Conversation, Pending, Unanswered
-from tests.conftest import free_port, start_serve, stop_serve
+from bot.channels.wecom.crypto import WeComCrypto
+from bot.dialogue.replies import Option
+from bot.store.redis import RedisRateLimiter, RedisStore
+from bot.store.sqlite import Conversation, Pending, Unanswered
+from testing.serve import free_port, start_serve, stop_serve
 from tests.test_wecom import BOT_KEY
 
 

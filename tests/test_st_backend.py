@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("sentence_transformers", reason="needs the `st` extra (make test has it)")
 
-from bot.service import KnowledgeService
+from bot.kb.service import KnowledgeService
 from index.encoders import bundled_minilm_path, make_encoder
 from index.normalize import Normalizer
 from index.search import Document, open_index

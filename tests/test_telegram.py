@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from bot.channels import telegram as tg
-from bot.channels.core import RATE_LIMITED, Dialogue
-from bot.config import Settings
-from bot.engine import Engine
-from bot.service import KnowledgeService
-from bot.storage import SQLiteStore
-from tests.conftest import free_port, start_serve, stop_serve
-from tests.fake_telegram import BOT, FakeTelegram, RunningBot, html_problem
+from bot.channels.frontdesk import RATE_LIMITED, Dialogue
+from bot.dialogue.engine import Engine
+from bot.kb.service import KnowledgeService
+from bot.settings import Settings
+from bot.store.sqlite import SQLiteStore
+from testing.fake_telegram import BOT, FakeTelegram, RunningBot, html_problem
+from testing.serve import free_port, start_serve, stop_serve
 
 ADMIN, SELLER, OTHER = 42, 7, 8
 GROUP = -1001

@@ -19,14 +19,14 @@ from aiohttp import web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree
 
-from bot.channels.core import Dialogue
-from bot.channels.wecom import THINKING, WeComConfig, WeComServer
-from bot.channels.wecom_crypto import WeComCrypto
-from bot.config import Settings
-from bot.engine import Engine
-from bot.service import KnowledgeService
-from bot.storage import SQLiteStore
-from tests.conftest import free_port, start_serve, stop_serve
+from bot.channels.frontdesk import Dialogue
+from bot.channels.wecom.crypto import WeComCrypto
+from bot.channels.wecom.server import THINKING, WeComConfig, WeComServer
+from bot.dialogue.engine import Engine
+from bot.kb.service import KnowledgeService
+from bot.settings import Settings
+from bot.store.sqlite import SQLiteStore
+from testing.serve import free_port, start_serve, stop_serve
 
 CORP = "ww-test-corp"
 BOT_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")

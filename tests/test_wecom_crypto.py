@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from bot.channels.wecom_crypto import (
+from bot.channels.wecom.crypto import (
     ReceiverError,
     SignatureError,
     WeComCrypto,

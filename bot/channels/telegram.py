@@ -36,12 +36,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import metrics
-from bot.admin import ADMIN_COMMANDS
-from bot.channels.core import Dialogue, Inbound
-from bot.environment import Environment
-from bot.render import render, split_message
-from bot.replies import Reply
+from bot.channels.admin import ADMIN_COMMANDS
+from bot.channels.frontdesk import Dialogue, Inbound
+from bot.channels.render import render, split_message
+from bot.dialogue.replies import Reply
+from bot.ops import metrics
+from bot.settings import Environment
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-from bot import metrics
-from bot.knowledge import KnowledgeError
-from bot.service import KnowledgeService
-from bot.storage import Store
+from bot.kb.loader import KnowledgeError
+from bot.kb.service import KnowledgeService
+from bot.ops import metrics
+from bot.store.sqlite import Store
 
 ADMIN_COMMANDS = ("reload", "stats", "unanswered")
 REFUSAL = "这个命令仅限管理员使用。"

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 
 import redis
 
-from bot.service import KnowledgeService
-from bot.storage import Conversation, Unanswered
+from bot.kb.service import KnowledgeService
+from bot.store.sqlite import Conversation, Unanswered
 
 log = logging.getLogger(__name__)
 

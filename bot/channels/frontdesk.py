@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from bot import metrics
-from bot.admin import ADMIN_COMMANDS, GROUP_NOTICE, REFUSAL, AdminConsole
-from bot.config import Settings
-from bot.engine import ConversationKey, Engine
-from bot.ratelimit import RateLimiter
-from bot.replies import Reply
-from bot.service import KnowledgeService
-from bot.storage import Store
+from bot.channels.admin import ADMIN_COMMANDS, GROUP_NOTICE, REFUSAL, AdminConsole
+from bot.dialogue.engine import ConversationKey, Engine
+from bot.dialogue.replies import Reply
+from bot.kb.service import KnowledgeService
+from bot.ops import metrics
+from bot.settings import Settings
+from bot.store.ratelimit import RateLimiter
+from bot.store.sqlite import Store
 
 T = TypeVar("T")
 RATE_LIMITED = "你提问太快了，请稍等一分钟再问。"

@@ -10,7 +10,7 @@ from functools import cache
 import jinja2
 from markupsafe import Markup
 
-from bot.replies import Reply
+from bot.dialogue.replies import Reply
 
 _FORMATS = {"text": "reply.txt.j2", "html": "reply.html.j2"}
 _BOLD = re.compile(r"\*\*(.+?)\*\*")

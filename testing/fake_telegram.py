@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bot.channels import telegram as tg
-from bot.channels.core import Dialogue
+from bot.channels.frontdesk import Dialogue
 
 BOT = {"id": 999, "is_bot": True, "first_name": "Bot", "username": "faq_bot",
        "can_join_groups": True, "can_read_all_group_messages": False,

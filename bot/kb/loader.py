@@ -21,24 +21,42 @@ BASIS_LABELS = {
     "official": "官方规则",
     "staff": "平台人员说法",
     "media": "媒体报道",
-    "practitioner": "从业者经验",
+    "practitioner": "服务商或从业者经验",
+    "unverified": "第三方网页（未核实）",
+}
+BASIS_LABELS_EN = {
+    "official": "official rule",
+    "staff": "platform staff's statement",
+    "media": "media report",
+    "practitioner": "service provider's or practitioner's experience",
+    "unverified": "third-party web page (unverified)",
 }
 # Authors may write the basis in Chinese or in English; both fold to the key above.
 _BASIS_WORDS = {
     **{label: key for key, label in BASIS_LABELS.items()},
+    **{label: key for key, label in BASIS_LABELS_EN.items()},
+    "从业者经验": "practitioner",
+    "服务商经验": "practitioner",
+    "第三方网页": "unverified",
     "official rule": "official",
     "staff statement": "staff",
-    "media report": "media",
     "practitioner opinion": "practitioner",
     **{key: key for key in BASIS_LABELS},
 }
+# 官方规则 needs the platform's own document among the sources: a page on one of these hosts.
+OFFICIAL_HOSTS = ("xiaohongshu.com", "xhscdn.com", "xhslink.com", "xiaohongshu.net")
 ENTRY_FIELDS = {
     "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
+    "title_en", "questions_en", "valid_from", "valid_until",
 }
+# The English answer follows the Chinese one in the body, after a line of its own:
+ENGLISH_MARKER = "## English"
+MIN_QUESTIONS_EN = 2
 REQUIRED_FIELDS = ("id", "title", "questions", "topic", "basis", "sources", "as_of")
 MIN_QUESTIONS = 4
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UNDATED = {"undated", "未注明", "不详"}
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
 DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
@@ -73,6 +91,13 @@ class Source:
 
     ref: str
     date: str
+    by: str = ""  # who published it: the outlet, agency or author, when the page names one
+
+    @property
+    def official(self) -> bool:
+        """Tell whether this is the platform's own document."""
+        host = re.sub(r"^[a-z]+://", "", self.ref.lower()).split("/", 1)[0]
+        return any(host == h or host.endswith("." + h) for h in OFFICIAL_HOSTS)
 
 
 @dataclass(frozen=True)
@@ -91,11 +116,21 @@ class Entry:
     related: tuple[str, ...]
     path: str
     line: int
+    title_en: str = ""
+    questions_en: tuple[str, ...] = ()
+    answer_en: str = ""
+    valid_from: str = ""
+    valid_until: str = ""
 
     @property
     def basis_label(self) -> str:
         """Return the basis in the words users read."""
         return BASIS_LABELS[self.basis]
+
+    @property
+    def has_english(self) -> bool:
+        """Tell whether the entry can answer in English."""
+        return bool(self.title_en and self.answer_en and self.questions_en)
 
 
 @dataclass(frozen=True)
@@ -266,7 +301,7 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
     for key in REQUIRED_FIELDS:
         if data.get(key) in (None, "", []):
             problems.append(Problem(rel, at.get(key, 2), f"missing field '{key}'"))
-    answer = body.strip()
+    answer, _, answer_en = (part.strip() for part in _split_english(body))
     if not answer:
         problems.append(Problem(rel, body_line, "the answer (the text after the second '---') "
                                                 "is empty"))
@@ -287,6 +322,21 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
         problems.append(Problem(rel, at["as_of"], f"as_of '{as_of}' must be a date like "
                                                   "2025-05-19, 2025-05 or 2025"))
     sources = _sources(data.get("sources"), rel, at.get("sources", 2), problems)
+    if basis == "official" and sources and not any(s.official for s in sources):
+        problems.append(Problem(rel, at["basis"], "basis 官方规则 needs the platform's own "
+                                f"document among the sources (a page on {OFFICIAL_HOSTS[0]}); "
+                                "a page that reports or reprints a rule is 媒体报道"))
+    questions_en = _string_list(data.get("questions_en"), rel, at.get("questions_en", 2),
+                                problems)
+    validity = {}
+    for key in ("valid_from", "valid_until"):
+        validity[key] = _as_text(data.get(key))
+        if validity[key] and not _FULL_DATE.match(validity[key]):
+            problems.append(Problem(rel, at[key], f"{key} '{validity[key]}' must be a date like "
+                                                  "2026-08-31"))
+    if (validity["valid_from"] and validity["valid_until"]
+            and validity["valid_until"] < validity["valid_from"]):
+        problems.append(Problem(rel, at["valid_until"], "valid_until is before valid_from"))
     if len(problems) > count:
         return None
     return Entry(
@@ -302,7 +352,21 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
         related=tuple(_string_list(data.get("related"), rel, at.get("related", 2), problems)),
         path=rel,
         line=at["id"],
+        title_en=_as_text(data.get("title_en")),
+        questions_en=tuple(questions_en),
+        answer_en=answer_en,
+        valid_from=validity["valid_from"],
+        valid_until=validity["valid_until"],
     )
+
+
+def _split_english(body: str) -> tuple[str, str, str]:
+    """Split an entry's body at the English marker line: (Chinese, marker, English)."""
+    lines = body.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() == ENGLISH_MARKER:
+            return "".join(lines[:i]), line, "".join(lines[i + 1:])
+    return body, "", ""
 
 
 def _string_list(
@@ -342,7 +406,7 @@ def _sources(value: Any, rel: str, line: int, problems: list[Problem]) -> list[S
                                     f"source date '{date}' must be a date like 2025-05-19, "
                                     "2025-05, 2025 or 'undated'"))
             continue
-        out.append(Source(_as_text(item["ref"]), date))
+        out.append(Source(_as_text(item["ref"]), date, _as_text(item.get("by"))))
     return out
 
 
@@ -481,6 +545,10 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
     """Check references between files and questions shared by two entries."""
     concept_ids = {c.id for c in kb.concepts}
     for entry in kb.entries.values():
+        if not entry.has_english:
+            yield Problem(entry.path, entry.line, "no English version: add title_en, "
+                          f"questions_en (at least {MIN_QUESTIONS_EN}) and a '{ENGLISH_MARKER}' "
+                          "section after the Chinese answer", "warning")
         for ref in entry.related:
             if ref not in kb.entries:
                 yield Problem(entry.path, _line_of(ref, entry.line),

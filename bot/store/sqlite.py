@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.replies import Option
+from bot.dialogue.replies import Option
 
 
 @dataclass

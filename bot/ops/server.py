@@ -8,7 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot import metrics
+from bot.ops import metrics
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.knowledge import Entry, KnowledgeBase, KnowledgeError, load_knowledge
+from bot.kb.loader import Entry, KnowledgeBase, KnowledgeError, load_knowledge
 from index.encoders import Encoder
 from index.fusion import FusionWeights
 from index.normalize import Normalizer

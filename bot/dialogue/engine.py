@@ -18,11 +18,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bot.config import Settings
-from bot.knowledge import Concept, Entry, Sense
-from bot.replies import NONE_OF_THESE, Option, Reply
-from bot.service import KnowledgeService, Snapshot
-from bot.storage import Conversation, Pending, Store, Unanswered
+from bot.dialogue.replies import NONE_OF_THESE, Option, Reply
+from bot.kb.loader import Concept, Entry, Sense
+from bot.kb.service import KnowledgeService, Snapshot
+from bot.settings import Settings
+from bot.store.sqlite import Conversation, Pending, Store, Unanswered
 from index.normalize import contains_any, contains_which, has_meaning, strip_control
 from index.search import Hit
 

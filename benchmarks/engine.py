@@ -34,11 +34,11 @@ def _child(code: str, env: dict[str, str]) -> dict:
 
 LATENCY = """
 import json, resource, time
-from bot.cli import open_app, CONSOLE
-from bot.settings import Settings
+from bot.app import open_app
+from bot.settings import Environment
 from bot.dialogue.engine import ConversationKey
 t0 = time.perf_counter()
-app = open_app(Settings.from_env())
+app = open_app(Environment.load())
 questions = json.loads(%r)
 first = app.engine.reply(ConversationKey("bench", "c", "warm"), questions[0])
 cold = time.perf_counter() - t0
@@ -54,9 +54,9 @@ print(json.dumps({"cold_start_s": cold, "samples": samples,
 BUILD = """
 import json, time
 from pathlib import Path
-from bot.cli import make_service
-from bot.settings import Settings
-s = Settings.from_env()
+from bot.app import make_service
+from bot.settings import Environment, Settings
+s = Settings.from_environment(Environment.load())
 svc = make_service(s)
 full = svc.reload(force=True)
 path = Path(s.knowledge_dir) / "entries/zhike/zhike-what.md"

@@ -9,69 +9,35 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-import signal
+import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from bot import settings as environment
+from bot import channels
+from bot.app import App, make_service, open_app, serve
+from bot.channels.frontdesk import help_text
 from bot.channels.render import render
-from bot.channels.telegram import TelegramConfig
-from bot.channels.wecom.server import WeComConfig
-from bot.dialogue.engine import ConversationKey, Engine
-from bot.dialogue.replies import Reply
+from bot.copy import say
+from bot.dialogue.engine import ConversationKey
+from bot.dialogue.replies import Reply, notice
 from bot.kb.loader import KnowledgeBase, KnowledgeError, check_knowledge
-from bot.kb.service import KnowledgeService, documents
+from bot.kb.service import documents
 from bot.ops import logsafe
-from bot.settings import Environment, Settings
-from bot.store.sqlite import STORE_ERRORS, ResilientStore, SQLiteStore, Store
+from bot.ops.server import StartupError
+from bot.settings import PROJECT_ROOT, Environment, Settings, problems
 from index.encoders import make_encoder
 from index.search import open_index
 
 log = logging.getLogger("bot")
 
 CONSOLE = ConversationKey("cli", "console", "local")
-DEV_SET = Path(__file__).resolve().parent.parent / "tests" / "eval" / "dev.yaml"
-
-
-@dataclass
-class App:
-    """The assembled bot: settings, live knowledge, store and engine."""
-
-    settings: Settings
-    service: KnowledgeService
-    store: ResilientStore
-    engine: Engine
-
-
-def make_service(settings: Settings) -> KnowledgeService:
-    """Build the knowledge service with the configured encoder (nothing loaded yet)."""
-    encoder = make_encoder(settings.encoder, settings.encoder_model)
-    return KnowledgeService(settings.knowledge_dir, settings.data_dir, encoder, settings.weights)
-
-
-def open_app(settings: Settings) -> App:
-    """Load the encoder and knowledge (or the last good build) and open the store."""
-    service = make_service(settings)
-    service.start()
-    retention = settings.retention_days * 86400
-    try:
-        if settings.redis_url:
-            from bot.store.redis import RedisStore
-
-            primary: Store = RedisStore(settings.redis_url, retention)
-        else:
-            primary = SQLiteStore(settings.data_dir / "bot.sqlite", retention)
-        store = ResilientStore(primary, retention)
-    except STORE_ERRORS as exc:
-        store = ResilientStore(SQLiteStore(":memory:", retention), retention)
-        store.degrade(exc)
-    return App(settings, service, store, Engine(service, store, settings))
+DEV_SET = PROJECT_ROOT / "tests" / "eval" / "dev.yaml"
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
 def reply_json(reply: Reply) -> str:
@@ -85,40 +51,75 @@ def reply_json(reply: Reply) -> str:
     }, ensure_ascii=False)
 
 
-def _emit(reply: Reply, as_json: bool) -> None:
-    print(reply_json(reply) if as_json else render(reply, "text"), flush=True)
+def for_terminal(text: str, color: bool) -> str:
+    """Render answer Markdown for a terminal: **bold** in bold where colours are shown."""
+    return _BOLD.sub(r"\033[1m\1\033[0m" if color else r"\1", text)
 
 
-def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
-    """Answer one message."""
-    app = open_app(settings)
+def _emit(reply: Reply, as_json: bool, color: bool = False) -> None:
+    print(reply_json(reply) if as_json else for_terminal(render(reply, "text"), color),
+          flush=True)
+
+
+def cmd_ask(env: Environment, args: argparse.Namespace) -> int:
+    """Answer one message: no state from earlier calls is read, and none is left."""
+    app = open_app(env, store_path=":memory:")
     _emit(app.engine.reply(CONSOLE, " ".join(args.text)), args.json)
     return 0
 
 
-def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
-    """Reply to each line of stdin; a REPL with history when stdin is a terminal."""
-    app = open_app(settings)
+def cmd_chat(env: Environment, args: argparse.Namespace) -> int:
+    """Reply to each line of stdin; a REPL with history when stdin is a terminal.
+
+    The console keeps its conversations and statistics in console.sqlite, apart from the
+    channels' own, so trying the bot never shows up in /stats or /unanswered.
+    """
     interactive = sys.stdin.isatty()
+    settings_ = Settings.from_environment(env)
+    service = make_service(settings_)
+    if interactive:
+        print(say("zh", "loading"), file=sys.stderr, flush=True)
+    problems = service.start()
+    app = open_app(env, store_path=settings_.data_dir / "console.sqlite", service=service)
     if interactive:
         import readline  # noqa: F401 - importing it gives input() line editing and history
 
-        print("小红书政策问答（输入问题，Ctrl-D 退出）", file=sys.stderr)
+        for problem in problems[:5]:
+            print(problem, file=sys.stderr)
+        print(for_terminal(help_text(service), True) + "\n\n" + say("zh", "console_how_to"),
+              file=sys.stderr)
     while True:
         try:
             line = input("你> ") if interactive else sys.stdin.readline()
         except (EOFError, KeyboardInterrupt):
+            if interactive:
+                print(file=sys.stderr)  # leave the shell prompt on a line of its own
             break
         if not interactive and line == "":
             break
-        _emit(app.engine.reply(CONSOLE, line.rstrip("\n")), args.json)
+        _emit(console_reply(app, line.rstrip("\n")), args.json, color=interactive)
         if interactive:
             print()
     return 0
 
 
-def cmd_index_build(settings: Settings, args: argparse.Namespace) -> int:
+def console_reply(app: App, line: str) -> Reply:
+    """Answer a console line: the console's own commands, else the dialogue."""
+    command = line.strip().split(maxsplit=1)[0].lower() if line.strip().startswith("/") else ""
+    if command in ("/help", "/start"):
+        return notice(help_text(app.service))
+    if command == "/reload":
+        from bot.channels.admin import AdminConsole
+
+        return notice(AdminConsole(app.service, app.store).reload())
+    if command:
+        return notice(say("zh", "console_unknown_command"))
+    return app.engine.reply(CONSOLE, line)
+
+
+def cmd_index_build(env: Environment, args: argparse.Namespace) -> int:
     """Validate the knowledge and build (or reuse) the index."""
+    settings = Settings.from_environment(env)
     service = make_service(settings)
     try:
         report = service.reload(force=args.force)
@@ -133,8 +134,9 @@ def cmd_index_build(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_kb_check(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_kb_check(env: Environment, args: argparse.Namespace) -> int:
     """Print every problem in the knowledge files; exit 1 if any is an error."""
+    settings = Settings.from_environment(env)
     kb, problems = check_knowledge(settings.knowledge_dir)
     for problem in problems:
         print(problem)
@@ -165,10 +167,15 @@ def _print_confusable(kb: KnowledgeBase, settings: Settings, min_score: float) -
               f"\n        「{pair.question_a}」 ≈ 「{pair.question_b}」")
 
 
-def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
     """Score the bot and the baselines on the development set, or sweep the thresholds."""
     from bot import evaluation
 
+    settings = Settings.from_environment(env)
+    if not Path(args.cases).is_file():
+        print(f"{args.cases}: the development set is not here (it lives in the source tree, "
+              "tests/eval/); pass --cases FILE", file=sys.stderr)
+        return 2
     # Sweeps ask the same questions many times: the index's query cache encodes each once.
     service = make_service(settings)
     service.start()
@@ -196,101 +203,62 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_config_check(args: argparse.Namespace) -> int:
-    """Validate every variable; list problems by name and what is set, never a secret."""
-    try:
-        env = Environment.load()
-    except ValidationError as exc:
-        for problem in environment.problems(exc):
-            print(f"error: {problem}")
-        return 1
+def cmd_config_check(env: Environment, args: argparse.Namespace) -> int:
+    """List every variable with the value in force (secrets hidden) and what serves."""
+    derived = Settings.from_environment(env)
     for name in Environment.model_fields:
         value = getattr(env, name)
         if isinstance(value, SecretStr):
             shown = "set (hidden)" if value.get_secret_value() else "empty"
+        elif value is None and name.startswith(("BOT_THRESHOLD_", "BOT_WEIGHT_")):
+            # Unset thresholds and weights mean the calibrated defaults: show those.
+            group = derived.thresholds if "THRESHOLD" in name else derived.weights
+            field = name.split("_", 2)[2].lower()
+            shown = f"{getattr(group, field)} (default)"
         elif value is None or value == "":
             shown = "unset" if value is None else "empty"
         else:
             shown = str(value)
-        marker = " " if name not in env.model_fields_set else "*"
+        marker = "*" if name in env.model_fields_set else " "
         print(f"{marker} {name} = {shown}")
-    channels = [name for name, config in zip(("telegram", "wecom"), configured_channels(),
-                                             strict=True) if config is not None]
-    print(f"ok: channels {', '.join(channels) or 'none (console chat only)'}; "
+    names = [c.name for c in channels.configured(env)]
+    print(f"ok: channels {', '.join(names) or 'none (console chat only)'}; "
           "* marks variables set in the environment or .env")
     return 0
 
 
-def configured_channels() -> tuple[TelegramConfig | None, WeComConfig | None]:
-    """Return each channel's settings, or None where its credentials are absent."""
-    return TelegramConfig.from_env(), WeComConfig.from_env()
-
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_serve(env: Environment, args: argparse.Namespace) -> int:
     """Serve the configured chat channels until interrupted."""
-    telegram, wecom = configured_channels()
-    if telegram is None and wecom is None:
+    configured = channels.configured(env)
+    if not configured:
         print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
               "(see README); `python -m bot chat` talks to the bot in the terminal",
               file=sys.stderr)
         return 2
-    app = open_app(settings)
-    asyncio.run(_serve(app, telegram, wecom))
+    asyncio.run(serve(open_app(env), configured))
     return 0
 
 
-async def _serve(app: App, telegram: TelegramConfig | None, wecom: WeComConfig | None) -> None:
-    """Run the channels side by side in one event loop until SIGINT or SIGTERM."""
-    from bot.channels import telegram as tg
-    from bot.channels.frontdesk import Dialogue
-    from bot.channels.wecom import server as wc
-    from bot.ops import server as http
-    from bot.store import redis as replicas
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    limiter = None
-    runs = []
-    shared = getattr(app.store, "primary", app.store)
-    if isinstance(shared, replicas.RedisStore):
-        limiter = replicas.RedisRateLimiter(shared, app.settings.user_rate_limit,
-                                            app.settings.user_rate_window)
-        runs.append(replicas.watch_reloads(shared, app.service, stop))
-
-    def dialogue(admins: frozenset[str]) -> Dialogue:
-        return Dialogue(app.engine, app.service, app.store, app.settings, admins,
-                        limiter=limiter)
-
-    if telegram is not None:
-        application = tg.build_application(dialogue(app.settings.telegram_admins), telegram)
-        runs.append(tg.run(application, telegram, stop))
-    # The HTTP server always runs: /healthz and /metrics, and the WeCom callbacks if set.
-    routes = [wc.WeComServer(dialogue(app.settings.wecom_admins), wecom)] if wecom else []
-    env = Environment.load()
-    runs.append(http.serve(http.application(*routes), env.HTTP_HOST, env.HTTP_PORT, stop))
-    await asyncio.gather(*runs)
-
-
-def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_run(env: Environment, args: argparse.Namespace) -> int:
     """Serve the channels when credentials are set, else open the console chat."""
-    if any(configured_channels()):
-        return cmd_serve(settings, args)
+    if channels.configured(env):
+        return cmd_serve(env, args)
     args.json = False
-    return cmd_chat(settings, args)
+    return cmd_chat(env, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Describe the command line."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    ask = sub.add_parser("ask", help="answer one message")
+    ask = sub.add_parser("ask", help="answer one message",
+                         description="Answer one message and exit; nothing is remembered.")
     ask.add_argument("--json", action="store_true", help="one JSON line on stdout")
-    ask.add_argument("text", nargs="+")
+    ask.add_argument("text", nargs="+", help="the message (several words are joined)")
     ask.set_defaults(func=cmd_ask)
-    chat = sub.add_parser("chat", help="reply to each line of stdin")
+    chat = sub.add_parser("chat", help="reply to each line of stdin",
+                          description="Reply to each line of stdin (a REPL on a terminal; "
+                          "/help, /reload). Conversations last for the session.")
     chat.add_argument("--json", action="store_true", help="one JSON line per reply")
     chat.set_defaults(func=cmd_chat)
     index = sub.add_parser("index", help="index commands").add_subparsers(dest="action",
@@ -317,31 +285,45 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     config.add_parser("check", help="validate the environment and .env; secrets stay hidden"
                       ).set_defaults(func=cmd_config_check)
-    sub.add_parser("serve", help="serve the configured chat channels").set_defaults(func=cmd_serve)
-    sub.add_parser("run", help="serve, or chat in the console without credentials"
-                   ).set_defaults(func=cmd_run)
+    serving = ("Reads TELEGRAM_BOT_TOKEN (and TELEGRAM_WEBHOOK_*), WECOM_BOT_* / WECOM_APP_*, "
+               "HTTP_HOST (default 127.0.0.1), HTTP_PORT (8080), REDIS_URL, BOT_DATA_DIR, "
+               "BOT_KNOWLEDGE_DIR, BOT_ADMIN_*_IDS and BOT_LOG_LEVEL from the environment or "
+               ".env; `python -m bot config check` lists them all.")
+    sub.add_parser("serve", help="serve the configured chat channels", description=serving
+                   ).set_defaults(func=cmd_serve)
+    sub.add_parser("run", help="serve, or chat in the console without credentials",
+                   description="Serve the configured channels; with none configured, open "
+                   "the console chat. " + serving).set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line."""
+    """Run the command line: load the configuration once and hand it to the command."""
     args = build_parser().parse_args(argv)
-    logsafe.configure(os.environ.get("BOT_LOG_LEVEL", "WARNING").upper())
     started = time.perf_counter()
     try:
-        if args.func is cmd_config_check:
-            return cmd_config_check(args)
-        settings = Settings.from_env()
-        return args.func(settings, args)
+        env = Environment.load()
     except ValidationError as exc:
+        logsafe.configure("WARNING")
+        if args.func is cmd_config_check:  # the checker's report is its output
+            for problem in problems(exc):
+                print(f"error: {problem}")
+            return 1
         # pydantic's own message would echo the offending values, secrets included.
-        for problem in environment.problems(exc):
+        for problem in problems(exc):
             print(f"configuration: {problem}", file=sys.stderr)
-        print("run `python -m bot config check` for the whole picture", file=sys.stderr)
+        print("run `python -m bot config check` after fixing it", file=sys.stderr)
+        return 2
+    logsafe.configure(env.BOT_LOG_LEVEL, env.secrets(), env.LOG_FORMAT == "json")
+    try:
+        code: int = args.func(env, args)
+        return code
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     except KnowledgeError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        for knowledge_problem in exc.problems:
+            print(knowledge_problem, file=sys.stderr)
         print("the knowledge has errors and there is no earlier build to serve", file=sys.stderr)
         return 1
     except ValueError as exc:

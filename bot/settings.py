@@ -7,16 +7,25 @@ variable to fix. Secrets are `SecretStr`: they never appear in a repr, a log or 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.fusion import FusionWeights
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{5,}$")
 
 
 class Environment(BaseSettings):
@@ -52,14 +61,14 @@ class Environment(BaseSettings):
     # Replicas
     REDIS_URL: SecretStr | None = None
     # HTTP server (healthz, metrics, WeCom callbacks)
-    HTTP_HOST: str = "0.0.0.0"
+    HTTP_HOST: str = "127.0.0.1"  # loopback: /metrics is not for the world (0.0.0.0 exposes)
     HTTP_PORT: int = Field(8080, ge=1, le=65535)
     # Telegram
     TELEGRAM_BOT_TOKEN: SecretStr | None = None
     TELEGRAM_API_BASE_URL: str = "https://api.telegram.org/bot"
     TELEGRAM_WEBHOOK_URL: str = ""
     TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
-    TELEGRAM_WEBHOOK_LISTEN: str = "0.0.0.0"
+    TELEGRAM_WEBHOOK_LISTEN: str = "127.0.0.1"  # behind a reverse proxy; 0.0.0.0 to expose
     TELEGRAM_WEBHOOK_PORT: int = Field(8443, ge=1, le=65535)
     TELEGRAM_OVERALL_RATE: float = Field(30.0, ge=0)
     # WeCom
@@ -73,9 +82,33 @@ class Environment(BaseSettings):
     WECOM_API_BASE_URL: str = "https://qyapi.weixin.qq.com"
     WECOM_REPLY_BUDGET: float = Field(3.0, ge=0, le=4.5)
 
+    @field_validator("BOT_LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("LOG_FORMAT", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("BOT_ADMIN_TELEGRAM_IDS", "BOT_ADMIN_WECOM_IDS")
+    @classmethod
+    def _id_list(cls, value: str, info: ValidationInfo) -> str:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if info.field_name == "BOT_ADMIN_TELEGRAM_IDS" and not all(
+                i.lstrip("-").isdigit() for i in ids):
+            raise ValueError("Telegram admin ids are numbers (ask @userinfobot for yours), "
+                             "comma-separated; @names do not work")
+        return ",".join(ids)
+
     @model_validator(mode="after")
     def _consistent(self) -> Environment:
         problems = []
+        token = self.secret("TELEGRAM_BOT_TOKEN").strip()
+        if token and not _TELEGRAM_TOKEN.match(token):
+            problems.append("TELEGRAM_BOT_TOKEN: not a bot token (it looks like 123456:ABC-..., "
+                            "as @BotFather gives it)")
         if self.TELEGRAM_WEBHOOK_URL and not _set(self.TELEGRAM_WEBHOOK_SECRET):
             problems.append("TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_WEBHOOK_URL is "
                             "set (a webhook without a secret accepts forged updates)")
@@ -104,12 +137,21 @@ class Environment(BaseSettings):
         if env is None:
             return cls()
         names = set(cls.model_fields)
-        return cls(_env_file=None, **{k: v for k, v in env.items() if k in names})
+        # Raw strings that pydantic converts per field; Any because mypy cannot tell these keys
+        # (field names) from BaseSettings' own _-prefixed keyword options.
+        values: dict[str, Any] = {k: v for k, v in env.items() if k in names}
+        return cls(_env_file=None, **values)
 
     def secret(self, name: str) -> str:
         """Return a secret's value ("" when unset), for the code that needs it."""
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else ""
+
+    def secrets(self) -> list[str]:
+        """Return every secret's value (from the environment or .env), for log masking."""
+        values = [v.get_secret_value() for v in (getattr(self, n) for n in type(self).model_fields)
+                  if isinstance(v, SecretStr)]
+        return sorted({v for v in values if len(v.strip()) >= 6}, key=len, reverse=True)
 
 
 def _set(value: object) -> bool:
@@ -155,8 +197,6 @@ class Settings:
     history_turns: int = 3  # earlier messages whose cue words still settle a sense
     thresholds: Thresholds = field(default_factory=Thresholds)
     weights: FusionWeights = field(default_factory=FusionWeights)
-    telegram_admins: frozenset[str] = frozenset()  # Telegram user ids allowed admin commands
-    wecom_admins: frozenset[str] = frozenset()  # WeCom user ids allowed admin commands
     user_rate_limit: int = 10  # questions one user may ask per window (0: no limit)
     user_rate_window: float = 60.0
     retention_days: float = 90.0  # unanswered questions, feedback and reply logs are kept this long
@@ -181,18 +221,11 @@ class Settings:
             history_turns=e.BOT_HISTORY_TURNS,
             thresholds=_override(base.thresholds, e, "BOT_THRESHOLD_"),
             weights=_override(base.weights, e, "BOT_WEIGHT_"),
-            telegram_admins=_ids(e.BOT_ADMIN_TELEGRAM_IDS),
-            wecom_admins=_ids(e.BOT_ADMIN_WECOM_IDS),
             user_rate_limit=e.BOT_USER_RATE_LIMIT,
             user_rate_window=e.BOT_USER_RATE_WINDOW,
             retention_days=e.BOT_RETENTION_DAYS,
             redis_url=e.secret("REDIS_URL"),
         )
-
-
-def _ids(raw: str) -> frozenset[str]:
-    """Parse a comma-separated list of user ids."""
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _override(obj, env: Environment, prefix: str):

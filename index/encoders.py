@@ -119,6 +119,8 @@ class BatchingEncoder:
             self._encode(batch, role)
         if mine.error is not None:
             raise mine.error
+        if mine.vector is None:  # _encode sets an error whenever it leaves the vector unset
+            raise RuntimeError("encoding finished without a vector")
         return mine.vector[None, :]
 
     def _encode(self, batch: list[_Pending], role: str) -> None:

@@ -52,10 +52,10 @@ def build_bm25(docs: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) 
     doc_of: list[int] = []
     counts: list[int] = []
     for doc_id, doc in enumerate(docs):
-        for term, tf in Counter(doc).items():
+        for term, count in Counter(doc).items():
             term_ids.append(vocab.setdefault(term, len(vocab)))
             doc_of.append(doc_id)
-            counts.append(tf)
+            counts.append(count)
     # All postings at once, grouped by term; a stable sort keeps each term's documents in order.
     terms = np.array(term_ids, dtype=np.int64)
     order = np.argsort(terms, kind="stable")

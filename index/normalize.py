@@ -54,6 +54,14 @@ class Normalizer:
     aliases: Mapping[str, str] = field(default_factory=dict)
     terms: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    # Derived in __post_init__; not constructor arguments and not part of equality or repr.
+    _alias_map: dict[str, str] = field(init=False, repr=False, compare=False)
+    _alias_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _ignore_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _by_sound: dict[int, dict[str, list[tuple[tuple[str, ...], str]]]] = field(
+        init=False, repr=False, compare=False)
+    _lengths: list[int] = field(init=False, repr=False, compare=False)
+    _firsts: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         folded = {_fold(k): _fold(v) for k, v in self.aliases.items() if _fold(k)}

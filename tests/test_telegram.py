@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from bot.channels import telegram as tg
-from bot.channels.frontdesk import RATE_LIMITED, Dialogue
+from bot.channels.frontdesk import FrontDesk
+from bot.copy import say
 from bot.dialogue.engine import Engine
 from bot.kb.service import KnowledgeService
-from bot.settings import Settings
+from bot.settings import Environment, Settings
+from bot.store.ratelimit import RateLimiter
 from bot.store.sqlite import SQLiteStore
 from testing.fake_telegram import BOT, FakeTelegram, RunningBot, html_problem
 from testing.serve import free_port, start_serve, stop_serve
@@ -25,11 +27,12 @@ ADMIN, SELLER, OTHER = 42, 7, 8
 GROUP = -1001
 
 
-def _dialogue(service: KnowledgeService, tmp_path: Path, **settings: object) -> Dialogue:
-    base = replace(Settings(data_dir=tmp_path), telegram_admins=frozenset({str(ADMIN)}),
-                   **settings)
+def _dialogue(service: KnowledgeService, tmp_path: Path, **settings: object) -> FrontDesk:
+    base = replace(Settings(data_dir=tmp_path), **settings)
     store = SQLiteStore(tmp_path / "bot.sqlite")
-    return Dialogue(Engine(service, store, base), service, store, base, base.telegram_admins)
+    limiter = RateLimiter(base.user_rate_limit, base.user_rate_window)
+    return FrontDesk(Engine(service, store, base), service, store, limiter,
+                     frozenset({str(ADMIN)}))
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ def test_private_question_is_answered_with_sources_and_buttons(fake: FakeTelegra
     assert all(len(data.encode()) <= 64 for _, data in buttons)
     fake.press(_as_message(sent), "f:shutiao-no-buyers:1", SELLER)
     answered = fake.wait(lambda: fake.calls_to("answerCallbackQuery"))
-    assert answered[0].params["text"] == tg.THANKS
+    assert answered[0].params["text"] == say("zh", "thanks")
     assert bot.dialogue.store.feedback_counts(0) == (1, 0)
 
 
@@ -122,7 +125,7 @@ def test_clarifying_buttons_count_only_for_the_asker(fake: FakeTelegram,
 
     fake.press(_as_message(question), penalty, OTHER)
     alert = fake.wait(lambda: fake.calls_to("answerCallbackQuery"))[0]
-    assert alert.params["text"] == tg.NOT_YOURS and alert.params["show_alert"] is True
+    assert alert.params["text"] == say("zh", "not_yours") and alert.params["show_alert"] is True
     fake.quiet(0.5)
     assert len(fake.sent(GROUP)) == 1 and not fake.calls_to("editMessageText")
 
@@ -180,7 +183,7 @@ def test_admin_commands_are_checked_and_reload_reports_changes(
         report = fake.wait_sent(1, ADMIN)[0].params["text"]
         assert "已重新加载" in report and "修改 1 条：zhike-what" in report
 
-        entry.write_text(entry.read_text("utf-8").replace("basis: 从业者经验", "basis: 传闻"),
+        entry.write_text(entry.read_text("utf-8").replace("basis: 服务商或从业者经验", "basis: 传闻"),
                          "utf-8")
         fake.message("/reload", chat_id=ADMIN, user_id=ADMIN)
         broken = fake.wait_sent(2, ADMIN)[1].params["text"]
@@ -222,7 +225,7 @@ def test_questions_beyond_the_per_user_limit_get_a_polite_notice(
         for _ in range(3):
             fake.message("直客是什么", chat_id=SELLER, user_id=SELLER)
         sent = fake.wait_sent(3)
-        assert [c.params["text"] for c in sent].count(RATE_LIMITED) == 1
+        assert [c.params["text"] for c in sent].count(say("zh", "rate_limited")) == 1
     finally:
         running.close()
 
@@ -272,12 +275,14 @@ def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, service: 
 
 
 def test_config_needs_a_secret_for_webhooks_and_hides_the_token() -> None:
-    assert tg.TelegramConfig.from_env({}) is None
+    assert tg.TelegramConfig.from_environment(Environment.load({})) is None
     with pytest.raises(ValueError, match="TELEGRAM_WEBHOOK_SECRET"):
-        tg.TelegramConfig.from_env({"TELEGRAM_BOT_TOKEN": "1:x",
-                                    "TELEGRAM_WEBHOOK_URL": "https://h/x"})
-    config = tg.TelegramConfig.from_env({"TELEGRAM_BOT_TOKEN": "123:SECRET",
-                                         "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9/bot"})
+        Environment.load({"TELEGRAM_BOT_TOKEN": "1:xxxxxx", "TELEGRAM_WEBHOOK_URL": "https://h/x"})
+    with pytest.raises(ValueError, match="TELEGRAM_BOT_TOKEN: not a bot token"):
+        Environment.load({"TELEGRAM_BOT_TOKEN": "my bot token"})
+    config = tg.TelegramConfig.from_environment(Environment.load(
+        {"TELEGRAM_BOT_TOKEN": "123:SECRET", "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9/bot"}))
+    assert config is not None
     assert "SECRET" not in repr(config) and config.file_url == "http://127.0.0.1:9/file/bot"
 
 
@@ -293,7 +298,7 @@ def test_serve_command_runs_telegram_and_never_logs_the_token(
         code, output = stop_serve(process)
     assert code == 0, output[-2000:]
     assert "SECRETTOKEN" not in output
-    assert "telegram long polling started" in output
+    assert "telegram: connected as @faq_bot (long polling)" in output
 
 
 def test_intermittent_server_failures_lose_no_update_and_answer_each_once(

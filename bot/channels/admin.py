@@ -1,4 +1,5 @@
-"""Admin commands shared by every channel: reload the knowledge, statistics, unanswered questions.
+"""Admin commands shared by every channel: reload the knowledge, statistics, unanswered
+questions and entries due for review.
 
 They return plain text; each channel escapes it for its own format.
 """
@@ -9,21 +10,21 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
+from bot.copy import say
+from bot.kb.freshness import needing_review
 from bot.kb.loader import KnowledgeError
 from bot.kb.service import KnowledgeService
 from bot.ops import metrics
-from bot.store.sqlite import Store
+from bot.store.base import Stats
 
-ADMIN_COMMANDS = ("reload", "stats", "unanswered")
-REFUSAL = "这个命令仅限管理员使用。"
-GROUP_NOTICE = "管理命令请在和机器人的私聊中使用。"
-_KINDS = (("answer", "回答"), ("clarify", "反问澄清"), ("fallback", "无法回答"))
+ADMIN_COMMANDS = ("reload", "stats", "unanswered", "stale")
+_KINDS = ("answer", "clarify", "fallback")
 
 
 class AdminConsole:
     """Run admin commands against the live knowledge and the store."""
 
-    def __init__(self, service: KnowledgeService, store: Store,
+    def __init__(self, service: KnowledgeService, store: Stats,
                  clock: Callable[[], float] = time.time,
                  announce: Callable[[], object] | None = None) -> None:
         self.service = service
@@ -33,13 +34,12 @@ class AdminConsole:
 
     def run(self, command: str, argument: str = "") -> str:
         """Run one admin command by name; blocking (call it off the event loop)."""
-        if command == "reload":
-            return self.reload()
-        if command == "stats":
-            return self.stats(argument)
-        if command == "unanswered":
-            return self.unanswered(argument)
-        raise ValueError(f"unknown admin command {command!r}")
+        commands: dict[str, Callable[[str], str]] = {
+            "reload": lambda _: self.reload(), "stats": self.stats,
+            "unanswered": self.unanswered, "stale": lambda _: self.stale()}
+        if command not in commands:
+            raise ValueError(f"unknown admin command {command!r}")
+        return commands[command](argument)
 
     def reload(self) -> str:
         """Re-read the knowledge, validate, rebuild and swap; report what changed."""
@@ -50,15 +50,16 @@ class AdminConsole:
             lines = [str(p) for p in exc.problems[:20]]
             more = len(exc.problems) - len(lines)
             if more > 0:
-                lines.append(f"……还有 {more} 处")
-            return ("知识库文件有错误，没有重新加载，仍在使用之前的版本：\n" + "\n".join(lines))
+                lines.append(say("zh", "reload_more", more=more))
+            return say("zh", "reload_failed", problems="\n".join(lines))
         metrics.RELOADS.labels("ok").inc()
         if self.announce:
             self.announce()
-        parts = [f"已重新加载知识库：共 {report.entries} 条，用时 {report.seconds:.2f} 秒。"]
-        for label, ids in (("新增", report.added), ("修改", report.changed),
-                           ("删除", report.removed)):
-            parts.append(f"{label} {len(ids)} 条" + (f"：{', '.join(ids)}" if ids else ""))
+        parts = [say("zh", "reloaded", entries=report.entries, seconds=report.seconds)]
+        for key, ids in (("reload_added", report.added), ("reload_changed", report.changed),
+                         ("reload_removed", report.removed)):
+            parts.append(say("zh", "reload_count", label=say("zh", key), count=len(ids))
+                         + (f"：{', '.join(ids)}" if ids else ""))
         return "\n".join(parts)
 
     def stats(self, argument: str = "") -> str:
@@ -66,16 +67,16 @@ class AdminConsole:
         try:
             since = _since(argument.strip(), self.clock())
         except ValueError:
-            return "用法：/stats [开始日期，如 2026-11-01]（默认最近 7 天）"
+            return say("zh", "stats_usage")
         counts = self.store.reply_counts(since)
         up, down = self.store.feedback_counts(since)
         day = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%d")
-        lines = [f"自 {day} 起："]
-        lines += [f"{label}：{counts.get(kind, 0)}" for kind, label in _KINDS]
-        lines.append(f"反馈：👍 {up}　👎 {down}")
+        lines = [say("zh", "stats_since", day=day)]
+        lines += [f"{say('zh', 'kind_' + kind)}：{counts.get(kind, 0)}" for kind in _KINDS]
+        lines.append(say("zh", "stats_feedback", up=up, down=down))
         top = self.store.top_unanswered(since, 5)
         if top:
-            lines.append("最常见的未回答问题：")
+            lines.append(say("zh", "stats_top_unanswered"))
             lines += [f"{i}. {text}（{n} 次）" for i, (text, n) in enumerate(top, 1)]
         return "\n".join(lines)
 
@@ -84,14 +85,27 @@ class AdminConsole:
         try:
             limit = min(max(int(argument or 10), 1), 50)
         except ValueError:
-            return "用法：/unanswered [条数，默认 10]"
+            return say("zh", "unanswered_usage")
         items = self.store.latest_unanswered(limit)
         if not items:
-            return "还没有未回答的问题。"
-        lines = [f"最近 {len(items)} 个未回答的问题："]
+            return say("zh", "unanswered_none")
+        lines = [say("zh", "unanswered_latest", count=len(items))]
         for item in items:
             when = dt.datetime.fromtimestamp(item.at, dt.UTC).strftime("%m-%d %H:%M")
             lines.append(f"{when} [{item.channel}] {item.text}")
+        return "\n".join(lines)
+
+    def stale(self) -> str:
+        """List entries whose stated period has ended or whose as-of date is over a year old."""
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
+        found = needing_review(self.service.current.kb.entries.values(), today)
+        if not found:
+            return say("zh", "stale_none")
+        lines = [say("zh", "stale_header", count=len(found))]
+        for entry, fresh in found:
+            why = (say("zh", "stale_expired", valid_until=entry.valid_until) if fresh.expired
+                   else say("zh", "stale_old", as_of=entry.as_of))
+            lines.append(f"· {entry.id}（{entry.path}）：{why}")
         return "\n".join(lines)
 
 

@@ -10,33 +10,13 @@ from functools import cache
 import jinja2
 from markupsafe import Markup
 
+from bot.copy import frame
 from bot.dialogue.replies import Reply
+from bot.kb.loader import BASIS_LABELS_EN
 
 _FORMATS = {"text": "reply.txt.j2", "html": "reply.html.j2"}
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _TAG = re.compile(r"</?[a-z]+>")
-
-# The frame around an answer, in the user's language; the answers themselves are Chinese.
-LABELS = {
-    "zh": {
-        "basis": "依据", "as_of": "信息截至", "sources": "来源",
-        "related": "相关问题（回复序号查看）：", "nearest": "你可能想问（回复序号查看）：",
-        "pick": "（回复序号或选项文字即可）",
-        "help": "官方帮助：普通用户可在小红书 App「我」→「设置」→「帮助与客服」咨询；"
-                "商家可在商家后台联系商家客服。",
-        "note": "",
-    },
-    "en": {
-        "basis": "Basis", "as_of": "as of", "sources": "Sources",
-        "related": "Related questions (reply with a number):",
-        "nearest": "Maybe you meant (reply with a number):",
-        "pick": "(Reply with the number or the option text.)",
-        "help": "Official help: in the Xiaohongshu app, Me → Settings → Help & Support; "
-                "merchants can contact merchant support in the seller back office.",
-        "note": "(The knowledge base is written in Chinese.)",
-    },
-}
-
 
 def _rich(text: str) -> Markup:
     """Escape answer text for HTML and turn its **bold** marks into <b> tags."""
@@ -59,8 +39,18 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 def render(reply: Reply, fmt: str = "text") -> str:
     """Render reply in fmt ("text" or "html"); HTML escapes every text it did not write."""
     template = _environment(fmt.startswith("html")).get_template(_FORMATS[fmt])
-    labels = LABELS.get(reply.lang, LABELS["zh"])
-    return template.render(reply=reply, entry=reply.entry, t=labels).strip()
+    labels = frame(reply.lang)
+    entry = reply.entry
+    english = reply.lang == "en" and entry is not None and entry.has_english
+    if entry is None or english or reply.lang != "en":
+        labels["note"] = ""  # the note says only that an English reader gets Chinese text
+    answer = {
+        "title": (entry.title_en if english else entry.title) if entry else "",
+        "text": (entry.answer_en if english else entry.answer) if entry else "",
+        "basis": ((BASIS_LABELS_EN[entry.basis] if reply.lang == "en" else entry.basis_label)
+                  if entry else ""),
+    }
+    return template.render(reply=reply, entry=entry, answer=answer, t=labels).strip()
 
 
 def split_message(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:

@@ -25,7 +25,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -37,10 +37,12 @@ from telegram.ext import (
 )
 
 from bot.channels.admin import ADMIN_COMMANDS
-from bot.channels.frontdesk import Dialogue, Inbound
+from bot.channels.frontdesk import FrontDesk, Inbound
 from bot.channels.render import render, split_message
+from bot.copy import say
 from bot.dialogue.replies import Reply
 from bot.ops import metrics
+from bot.ops.server import Routes, StartupError, lifecycle
 from bot.settings import Environment
 
 log = logging.getLogger(__name__)
@@ -48,14 +50,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 MAX_TEXT = 4096
 MAX_CALLBACK = 64
-PUBLIC_COMMANDS = [BotCommand("ask", "提问：/ask 你的问题"), BotCommand("help", "能问什么、怎么问"),
-                   BotCommand("start", "开始使用")]
-ADMIN_MENU = [BotCommand("reload", "重新加载知识库"),
-              BotCommand("stats", "统计：/stats 2026-11-01"),
-              BotCommand("unanswered", "最近没能回答的问题")]
-NOT_YOURS = "这是别人提的问题，只有提问的人可以选择。"
-EXPIRED = "这个问题已经过期了，请重新提问。"
-THANKS = "谢谢反馈！"
+PUBLIC_COMMANDS = [BotCommand(c, say("zh", f"menu_{c}")) for c in ("ask", "help", "start")]
+ADMIN_MENU = [BotCommand(c, say("zh", f"menu_{c}")) for c in ADMIN_COMMANDS]
 
 
 @dataclass(frozen=True)
@@ -66,14 +62,13 @@ class TelegramConfig:
     base_url: str = "https://api.telegram.org/bot"
     webhook_url: str = ""
     webhook_secret: str = field(default="", repr=False)
-    listen: str = "0.0.0.0"
+    listen: str = "127.0.0.1"
     port: int = 8443
     overall_rate: float = 30.0  # messages per second across all chats (Telegram's guidance)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> TelegramConfig | None:
+    def from_environment(cls, e: Environment) -> TelegramConfig | None:
         """Read TELEGRAM_* from the validated environment; None when no token is set."""
-        e = Environment.load(env)
         token = e.secret("TELEGRAM_BOT_TOKEN").strip()
         if not token:
             return None
@@ -89,7 +84,30 @@ class TelegramConfig:
         return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
 
 
-def build_application(dialogue: Dialogue, config: TelegramConfig) -> Application:
+@dataclass(frozen=True)
+class TelegramChannel:
+    """The Telegram channel as the registry sees it."""
+
+    config: TelegramConfig
+    name: str = CHANNEL
+
+    def admins(self, env: Environment) -> frozenset[str]:
+        return frozenset(i for i in env.BOT_ADMIN_TELEGRAM_IDS.split(",") if i)
+
+    def routes(self, desk: FrontDesk) -> list[Routes]:
+        return []  # long polling, or PTB's own webhook listener
+
+    async def run(self, desk: FrontDesk, stop: asyncio.Event) -> None:
+        await run(build_application(desk, self.config), self.config, stop)
+
+
+def plug(env: Environment) -> TelegramChannel | None:
+    """Return the channel when TELEGRAM_BOT_TOKEN is set."""
+    config = TelegramConfig.from_environment(env)
+    return TelegramChannel(config) if config else None
+
+
+def build_application(dialogue: FrontDesk, config: TelegramConfig) -> Application:
     """Assemble the Application with every handler; nothing runs until it is started."""
     application = (
         Application.builder()
@@ -114,27 +132,51 @@ def build_application(dialogue: Dialogue, config: TelegramConfig) -> Application
 
 
 async def run(application: Application, config: TelegramConfig, stop: asyncio.Event) -> None:
-    """Serve until stop is set: long polling, or a webhook when TELEGRAM_WEBHOOK_URL is set."""
-    await application.initialize()
+    """Serve until stop is set: long polling, or a webhook when TELEGRAM_WEBHOOK_URL is set.
+
+    An unreachable Bot API at start is retried with back-off (one line each time); a token
+    the server rejects ends the run with a StartupError naming the variable.
+    """
+    updater = application.updater
+    if updater is None:  # build_application keeps the builder's default Updater
+        raise RuntimeError("the Telegram application has no updater")
+    delay = 1.0
+    while True:
+        try:
+            await application.initialize()
+            break
+        except InvalidToken as exc:
+            raise StartupError("TELEGRAM_BOT_TOKEN: Telegram rejected this token; copy it "
+                               "again from @BotFather") from exc
+        except NetworkError as exc:
+            log.warning("telegram API unreachable (%s); retrying in %.0f s",
+                        type(exc).__name__, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return
+            except TimeoutError:
+                delay = min(delay * 2, 60.0)
+    lifecycle.info("telegram: connected as @%s (%s)", application.bot.username,
+                "webhook" if config.webhook_url else "long polling")
     await _register_commands(application)
     await application.start()
     updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
     try:
         if config.webhook_url:
-            await application.updater.start_webhook(
+            await updater.start_webhook(
                 listen=config.listen, port=config.port,
                 url_path=urlparse(config.webhook_url).path.lstrip("/"),
                 webhook_url=config.webhook_url, secret_token=config.webhook_secret,
                 allowed_updates=updates)
             log.info("telegram webhook listening on %s:%d", config.listen, config.port)
         else:
-            await application.updater.start_polling(allowed_updates=updates,
-                                                    error_callback=_polling_error)
+            await updater.start_polling(allowed_updates=updates,
+                                        error_callback=_polling_error)
             log.info("telegram long polling started")
         await stop.wait()
     finally:
-        if application.updater.running:
-            await application.updater.stop()
+        if updater.running:
+            await updater.stop()
         await application.stop()
         await application.shutdown()
 
@@ -144,7 +186,7 @@ async def run(application: Application, config: TelegramConfig, stop: asyncio.Ev
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Explain what the bot knows and how to ask, with examples."""
-    await _send(update.effective_message, _dialogue(context).help_text(), "", quote=False)
+    await _send(_message(update), _dialogue(context).help(), "", quote=False)
 
 
 async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -154,12 +196,12 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Treat every text in a private chat as a question."""
-    await _answer(update, context, update.effective_message.text or "")
+    await _answer(update, context, _message(update).text or "")
 
 
 async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer a group message only when it mentions the bot or replies to it."""
-    message = update.effective_message
+    message = _message(update)
     question = addressed_text(message, context.bot.id, context.bot.username)
     if question is not None:
         await _answer(update, context, question)
@@ -167,7 +209,7 @@ async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def on_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Run /reload, /stats and /unanswered for configured admins."""
-    message = update.effective_message
+    message = _message(update)
     command = (message.text or "").split()[0].lstrip("/").split("@")[0].lower()
     inbound = _inbound(update, "")
     result = await _dialogue(context).admin(inbound, command, " ".join(context.args or ()))
@@ -177,33 +219,40 @@ async def on_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Handle an option, related-question or feedback button."""
     query = update.callback_query
-    kind, _, rest = (query.data or "").partition(":")
-    inbound = Inbound(CHANNEL, str(query.message.chat.id), str(query.from_user.id), "",
-                      query.message.chat.type != ChatType.PRIVATE)
+    if query is None or query.message is None:  # CallbackQueryHandler: both are there
+        raise ValueError("the update carries no callback query with a message")
+    message = query.message
+    data = query.data or ""
+    kind, _, rest = data.partition(":")
+    inbound = Inbound(CHANNEL, str(message.chat.id), str(query.from_user.id), "",
+                      message.chat.type != ChatType.PRIVATE)
     dialogue = _dialogue(context)
     if kind == "f":
         entry_id, _, vote = rest.rpartition(":")
-        recorded = dialogue.feedback(inbound, entry_id, vote == "1")
-        await query.answer(THANKS if recorded else EXPIRED)
+        recorded = await dialogue.feedback(inbound, entry_id, vote == "1")
+        await query.answer(say("zh", "thanks" if recorded else "question_expired"))
         return
     asker, _, option_id = rest.partition(":")
     if kind not in ("c", "o") or not option_id:
         await query.answer()
         return
     if asker != inbound.user:
-        await query.answer(NOT_YOURS, show_alert=True)  # in groups only the asker's press counts
+        # In groups only the asker's press counts.
+        await query.answer(say("zh", "not_yours"), show_alert=True)
         return
     reply = await dialogue.choose(inbound, option_id)
     if reply is None:
-        await query.answer(EXPIRED, show_alert=True)
+        await query.answer(say("zh", "question_expired"), show_alert=True)
         return
     await query.answer()
+    if not isinstance(message, Message):  # too old for the bot to read or answer
+        raise ValueError("the pressed button's message is no longer accessible")
     if kind == "c":
         # Show the choice on the question itself, and take its buttons away.
-        label = _button_label(query.message, query.data) or option_id
-        await query.edit_message_text(f"{query.message.text_html}\n\n✅ {html.escape(label)}",
+        label = _button_label(message, data) or option_id
+        await query.edit_message_text(f"{message.text_html}\n\n✅ {html.escape(label)}",
                                       parse_mode=ParseMode.HTML, reply_markup=None)
-    await _send(query.message, reply, inbound.user, quote=inbound.group)
+    await _send(message, reply, inbound.user, quote=inbound.group)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -257,23 +306,22 @@ def keyboard(reply: Reply, asker: str) -> InlineKeyboardMarkup | None:
             continue
         rows.append([InlineKeyboardButton(f"{i}. {option.label}", callback_data=data)])
     if reply.kind == "answer" and reply.entry is not None:
-        rows.append([InlineKeyboardButton("👍 有用", callback_data=f"f:{reply.entry.id}:1"),
-                     InlineKeyboardButton("👎 没用", callback_data=f"f:{reply.entry.id}:0")])
+        rows.append([InlineKeyboardButton(say(reply.lang, "useful"),
+                                          callback_data=f"f:{reply.entry.id}:1"),
+                     InlineKeyboardButton(say(reply.lang, "not_useful"),
+                                          callback_data=f"f:{reply.entry.id}:0")])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
 async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
     inbound = _inbound(update, question)
     result = await _dialogue(context).ask(inbound)
-    await _send(update.effective_message, result, inbound.user, quote=inbound.group)
+    await _send(_message(update), result, inbound.user, quote=inbound.group)
 
 
-async def _send(message: Message, result: Reply | str, asker: str, quote: bool) -> None:
-    """Send a reply (or a plain notice) as HTML, split under Telegram's length limit."""
-    if isinstance(result, Reply):
-        text, markup = render(result, "html"), keyboard(result, asker)
-    else:
-        text, markup = html.escape(result, quote=False), None
+async def _send(message: Message, reply: Reply, asker: str, quote: bool) -> None:
+    """Send a reply as HTML, split under Telegram's length limit."""
+    text, markup = render(reply, "html"), keyboard(reply, asker)
     parts = split_message(text, MAX_TEXT)
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -299,14 +347,24 @@ async def _with_retries(send: Callable[[], Awaitable[object]], attempts: int = 4
             await asyncio.sleep(0.5 * 2 ** (attempt - 1))
 
 
+def _message(update: Update) -> Message:
+    """Return the update's message; the message and command handlers only get such updates."""
+    message = update.effective_message
+    if message is None:
+        raise ValueError("the update carries no message")
+    return message
+
+
 def _inbound(update: Update, text: str) -> Inbound:
-    chat = update.effective_chat
-    return Inbound(CHANNEL, str(chat.id), str(update.effective_user.id), text,
-                   chat.type != ChatType.PRIVATE)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        raise ValueError("the update carries no chat or no sender")
+    return Inbound(CHANNEL, str(chat.id), str(user.id), text, chat.type != ChatType.PRIVATE)
 
 
-def _dialogue(context: ContextTypes.DEFAULT_TYPE) -> Dialogue:
-    return context.application.bot_data["dialogue"]
+def _dialogue(context: ContextTypes.DEFAULT_TYPE) -> FrontDesk:
+    desk: FrontDesk = context.application.bot_data["dialogue"]
+    return desk
 
 
 def _button_label(message: Message, data: str) -> str | None:
@@ -325,7 +383,7 @@ async def _register_commands(application: Application) -> None:
         await bot.set_my_commands(PUBLIC_COMMANDS, scope=BotCommandScopeDefault())
     except TelegramError as exc:
         log.warning("command menu not set (the bot works without it): %s", exc)
-    dialogue: Dialogue = application.bot_data["dialogue"]
+    dialogue: FrontDesk = application.bot_data["dialogue"]
     for admin in sorted(dialogue.admins):
         try:
             await bot.set_my_commands(PUBLIC_COMMANDS + ADMIN_MENU,

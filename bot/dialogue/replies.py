@@ -7,7 +7,7 @@ from typing import Literal
 
 from bot.kb.loader import Entry
 
-Kind = Literal["answer", "clarify", "fallback"]
+Kind = Literal["answer", "clarify", "fallback", "notice"]
 NONE_OF_THESE = "none"
 
 
@@ -21,10 +21,12 @@ class Option:
 
 @dataclass(frozen=True)
 class Reply:
-    """One reply: an answer from an entry, a clarifying question, or an honest fallback.
+    """One reply: an answer from an entry, a clarifying question, an honest fallback, or a
+    notice (help, an admin command's report, a limit) that is no answer at all.
 
-    reason refines fallbacks: not_covered (logged as unanswered), none_of_these, empty,
-    no_text or too_long.
+    reason refines fallbacks: not_covered (logged as unanswered), none_of_these, declined,
+    other_platform, greeting, chitchat, stale_pick, empty, no_text, too_long, rate_limited,
+    empty_ask.
     """
 
     kind: Kind
@@ -35,8 +37,14 @@ class Reply:
     reason: str = ""
     lang: str = "zh"  # the user's language, for the frame around the answer
     concept: str | None = None  # the ambiguous concept a clarifying question is about
+    notices: tuple[str, ...] = ()  # caveats shown with an answer (a period that has ended…)
 
     @property
     def entry_id(self) -> str | None:
         """Return the id of the answered entry, if any."""
         return self.entry.id if self.entry else None
+
+
+def notice(message: str, lang: str = "zh") -> Reply:
+    """Wrap plain text (help, an admin report) as a reply."""
+    return Reply("notice", message=message, lang=lang)

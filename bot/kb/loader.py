@@ -49,6 +49,7 @@ ENTRY_FIELDS = {
     "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
     "title_en", "questions_en", "valid_from", "valid_until",
 }
+SCOPE_LISTS = ("other_platforms", "declined_requests", "greetings", "chitchat")
 # The English answer follows the Chinese one in the body, after a line of its own:
 ENGLISH_MARKER = "## English"
 MIN_QUESTIONS_EN = 2
@@ -167,6 +168,8 @@ class KnowledgeBase:
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     other_platforms: tuple[str, ...] = ()
     declined_requests: tuple[str, ...] = ()
+    greetings: tuple[str, ...] = ()
+    chitchat: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
 
     def normalizer(self) -> Normalizer:
@@ -184,6 +187,8 @@ class KnowledgeBase:
             "terms": list(self.terms),
             "other_platforms": list(self.other_platforms),
             "declined_requests": list(self.declined_requests),
+            "greetings": list(self.greetings),
+            "chitchat": list(self.chitchat),
             "ignore": list(self.ignore),
         }
         return json.dumps(data, ensure_ascii=False).encode()
@@ -212,6 +217,8 @@ class KnowledgeBase:
         return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
                    other_platforms=tuple(data.get("other_platforms", ())),
                    declined_requests=tuple(data.get("declined_requests", ())),
+                   greetings=tuple(data.get("greetings", ())),
+                   chitchat=tuple(data.get("chitchat", ())),
                    ignore=tuple(data.get("ignore", ())))
 
 
@@ -245,7 +252,9 @@ def _parse_yaml(text: str, path: str, offset: int, problems: list[Problem]) -> A
     try:
         return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # The context mark is where the broken construct starts (the unclosed '[', the key
+        # missing its ':'); the problem mark is where the parser gave up, often a line later.
+        mark = exc.context_mark or exc.problem_mark
         line = (mark.line + 1 if mark else 1) + offset
         problems.append(Problem(path, line, f"YAML syntax error: {exc.problem or exc}"))
     except yaml.YAMLError as exc:
@@ -275,7 +284,7 @@ def _as_text(value: Any) -> str:
 
 def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is harmless
     except UnicodeDecodeError as exc:
         problems.append(Problem(rel, 1, f"not UTF-8 text ({exc.reason})"))
         return None
@@ -292,6 +301,10 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
         return None
     if not isinstance(data, dict):
         problems.append(Problem(rel, 2, "the front matter must be 'field: value' lines"))
+        return None
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        problems.append(Problem(rel, 2, f"field names must be words like 'title:', not {odd[0]!r}"))
         return None
     at = {str(k): _line_of(k, 1) + 1 for k in data}  # +1: the opening '---' line
     count = len(problems)
@@ -489,7 +502,7 @@ def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tup
                                         "'declined_requests:' lists"))
         return {}
     return {key: tuple(_string_list(data.get(key), rel, 1, problems, offset=0))
-            for key in ("other_platforms", "declined_requests")}
+            for key in SCOPE_LISTS}
 
 
 # ---------------------------------------------------------------- the whole base
@@ -515,6 +528,11 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
         return str(path.relative_to(root.parent)) if root.parent in path.parents else str(path)
 
     entries: dict[str, Entry] = {}
+    for path in sorted((root / "entries").rglob("*")):
+        if path.is_file() and path.suffix != ".md" and not path.name.startswith("."):
+            problems.append(Problem(rel(path), 1, "not read: entries are .md files (rename it "
+                                                  "to .md, or move it out of entries/)",
+                                    "warning"))
     for path in sorted((root / "entries").rglob("*.md")):
         entry = _parse_entry(path, rel(path), problems)
         if entry is None:
@@ -531,7 +549,8 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
     if not entries and not problems:
         problems.append(Problem(rel(root / "entries"), 0, "no entries found"))
     scope = _parse_scope(root / "scope.yaml", rel(root / "scope.yaml"), problems)
-    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, **scope, ignore=ignore)
+    kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings=(), **scope,
+                       ignore=ignore)
     problems.extend(_cross_check(kb, rel(root / "concepts.yaml")))
     errors = [p for p in problems if p.severity == "error"]
     warnings = tuple(p for p in problems if p.severity != "error")
@@ -556,7 +575,8 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
         for cid in entry.concepts:
             if cid not in concept_ids:
                 yield Problem(entry.path, _line_of(cid, entry.line),
-                              f"concept '{cid}' is not defined in concepts.yaml")
+                              f"concept '{cid}' is not defined in concepts.yaml (defined: "
+                              f"{', '.join(sorted(concept_ids)) or 'none'})")
     for concept in kb.concepts:
         for ref in (*concept.general, *(e for s in concept.senses for e in s.entries)):
             if ref not in kb.entries:
@@ -565,12 +585,17 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
     normalise = kb.normalizer()
     seen: dict[str, tuple[Entry, Any]] = {}
     for entry in kb.entries.values():
-        for question in (entry.title, *entry.questions):
-            key = normalise(question)
+        for question in (entry.title, *entry.questions, *entry.questions_en):
+            # Punctuation and spaces tell no two questions apart ("开店吗" = "开店吗？").
+            key = "".join(ch for ch in normalise(question) if ch.isalnum())
             owner = seen.get(key)
-            if owner and owner[0].id != entry.id:
+            if owner and owner[0].id == entry.id and owner[1] is entry.title:
+                continue  # a title repeated among its own questions does no harm
+            if owner:
                 first, first_q = owner
+                where = (f"entry '{first.id}' ({first.path}:{_line_of(first_q, first.line)})"
+                         if first.id != entry.id else
+                         f"this entry already (line {_line_of(first_q, first.line)})")
                 yield Problem(entry.path, _line_of(question, entry.line),
-                              f"question '{question}' is also in entry '{first.id}' "
-                              f"({first.path}:{_line_of(first_q, first.line)})")
+                              f"question '{question}' is also in {where}")
             seen.setdefault(key, (entry, question))

@@ -45,7 +45,13 @@ class ReloadReport:
 
 def documents(kb: KnowledgeBase) -> list[Document]:
     """Describe each entry to the index: title and questions, and the answer text."""
-    return [Document(e.id, (e.title, *e.questions), e.answer) for e in kb.entries.values()]
+    return [Document(e.id, (e.title, *e.questions, *_english(e)), e.answer)
+            for e in kb.entries.values()]
+
+
+def _english(entry: Entry) -> tuple[str, ...]:
+    """The English title and questions, so English messages find the entry too."""
+    return tuple(q for q in (entry.title_en, *entry.questions_en) if q)
 
 
 class KnowledgeService:
@@ -63,6 +69,11 @@ class KnowledgeService:
         # changes neither (an alias edit changes the normalised text, so the key): every build
         # shares one cache, and a reload does not send each question back to the encoder.
         self.query_cache = QueryCache(QUERY_CACHE_SIZE)
+
+    @property
+    def started(self) -> bool:
+        """Tell whether knowledge has been loaded."""
+        return self._current is not None
 
     @property
     def current(self) -> Snapshot:

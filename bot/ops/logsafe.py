@@ -1,20 +1,32 @@
-"""Logging that never prints secrets: tokens and keys are masked in every formatted line."""
+"""Logging that never prints secrets: tokens and keys are masked in every formatted line.
+
+The secrets come from the one loaded Environment (process environment and .env alike), plus
+any the bot learns while running (a WeCom access token), registered with `mask`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable
 
-_SECRET_NAME = re.compile(r"(TOKEN|SECRET|AES_KEY|PASSWORD|API_KEY)$")
+_secrets: list[str] = []
+_guard = threading.Lock()
 
 
-def secrets_in(env: Mapping[str, str]) -> list[str]:
-    """Return the values of environment variables whose names say they are secrets."""
-    values = {v.strip() for k, v in env.items() if _SECRET_NAME.search(k) and len(v.strip()) >= 6}
-    return sorted(values, key=len, reverse=True)
+def mask(*values: str) -> None:
+    """Never print these values again (only values of 6 characters or more are masked)."""
+    with _guard:
+        found = {*_secrets, *(v.strip() for v in values if v and len(v.strip()) >= 6)}
+        _secrets[:] = sorted(found, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """Replace every known secret in text with ***."""
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 class RedactingFormatter(logging.Formatter):
@@ -23,9 +35,9 @@ class RedactingFormatter(logging.Formatter):
     Libraries log URLs that carry the bot token; masking the final line catches them all.
     """
 
-    def __init__(self, fmt: str, secrets: Iterable[str], as_json: bool = False) -> None:
+    def __init__(self, fmt: str, secrets: Iterable[str] = (), as_json: bool = False) -> None:
         super().__init__(fmt)
-        self._secrets = [s for s in secrets if s]
+        mask(*secrets)
         self._json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
@@ -37,18 +49,14 @@ class RedactingFormatter(logging.Formatter):
             text = json.dumps(entry, ensure_ascii=False)
         else:
             text = super().format(record)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text)
 
 
-def configure(level: str, env: Mapping[str, str] | None = None) -> None:
-    """Send logs to stderr at level (JSON lines when LOG_FORMAT=json), secrets masked."""
-    env = os.environ if env is None else env
+def configure(level: str, secrets: Iterable[str] = (), as_json: bool = False) -> None:
+    """Send logs to stderr at level (JSON lines if as_json), every secret masked."""
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                            secrets_in(env),
-                                            env.get("LOG_FORMAT", "").lower() == "json"))
+                                            secrets, as_json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -57,3 +65,26 @@ def configure(level: str, env: Mapping[str, str] | None = None) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # At DEBUG, python-telegram-bot dumps whole updates, user ids and all: never below INFO.
     logging.getLogger("telegram").setLevel(max(logging.INFO, root.level))
+    # Start-up and shutdown lines say where the bot listens: an operator always sees them.
+    logging.getLogger("bot.lifecycle").setLevel(min(logging.INFO, root.level))
+    # asyncio's accept errors repeat for every refused connection: one line a minute is news.
+    logging.getLogger("asyncio").addFilter(_Throttle(60.0))
+
+
+class _Throttle(logging.Filter):
+    """Let the same message through at most once per interval."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg)[:80]
+        last = self._last.get(key, 0.0)
+        if record.created - last < self.interval:
+            return False
+        self._last[key] = record.created
+        if len(self._last) > 1000:
+            self._last.clear()
+        return True

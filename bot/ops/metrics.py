@@ -37,3 +37,5 @@ def track_index_size(entries: Callable[[], int]) -> None:
 def exposition() -> tuple[bytes, str]:
     """Return the metrics in the Prometheus text format, with its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+STORE_DEGRADED = Gauge("bot_store_degraded", "1 while the shared store is unreachable and the "
+                       "bot answers from memory", registry=REGISTRY)

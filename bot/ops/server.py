@@ -11,7 +11,12 @@ from aiohttp import web
 from bot.ops import metrics
 
 log = logging.getLogger(__name__)
+lifecycle = logging.getLogger("bot.lifecycle")  # start and stop lines, shown at every level
 MAX_BODY = 64 * 1024
+
+
+class StartupError(Exception):
+    """The bot cannot start as configured; the message names the variable and what to do."""
 
 
 class Routes(Protocol):
@@ -41,11 +46,16 @@ def application(*channels: Routes, max_body: int = MAX_BODY) -> web.Application:
 
 async def serve(app: web.Application, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve app on host:port until stop is set."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(f"HTTP_PORT: cannot listen on {host}:{port} ({exc.strerror}); "
+                           "choose a free port or stop what uses it") from exc
     paths = sorted({r.resource.canonical for r in app.router.routes() if r.resource})
-    log.info("http server listening on %s:%d: %s", host, port, ", ".join(paths))
+    lifecycle.info("http server listening on http://%s:%d (%s)", host, port, ", ".join(paths))
     try:
         await stop.wait()
     finally:

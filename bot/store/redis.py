@@ -15,11 +15,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import redis
 
 from bot.kb.service import KnowledgeService
-from bot.store.sqlite import Conversation, Unanswered
+from bot.store.base import Conversation, Unanswered
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,10 @@ class RedisStore:
     """The Store protocol on Redis: keys expire by themselves, history is trimmed by age."""
 
     def __init__(self, url: str, retention: float, prefix: str = "xhsbot:") -> None:
-        self.client = redis.Redis.from_url(url, decode_responses=True)
+        # Short waits: a frozen Redis must not stall the event loop or a WeCom callback (5 s);
+        # the resilient wrapper answers from memory instead.
+        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=0.5,
+                                           socket_connect_timeout=0.5)
         self.client.ping()  # fail at start, not at the first message
         self.retention = retention
         self.prefix = prefix
@@ -39,7 +43,8 @@ class RedisStore:
         return self.prefix + name
 
     def load_conversation(self, key: str, now: float) -> Conversation:
-        raw = self.client.get(self._k(f"conv:{key}"))
+        # decode_responses=True: replies are str (redis-py's types cannot tell), here and below.
+        raw = cast("str | None", self.client.get(self._k(f"conv:{key}")))
         return Conversation.from_json(raw) if raw else Conversation()
 
     def save_conversation(self, key: str, conversation: Conversation, expires: float) -> None:
@@ -49,7 +54,7 @@ class RedisStore:
     @contextlib.contextmanager
     def conversation_lock(self, key: str) -> Iterator[None]:
         """Hold a conversation across replicas while its state is read and written back."""
-        with self.client.lock(self._k(f"lock:{key}"), timeout=30, blocking_timeout=30):
+        with self.client.lock(self._k(f"lock:{key}"), timeout=30, blocking_timeout=5):
             yield
 
     def _log(self, name: str, at: float, record: dict) -> None:
@@ -60,7 +65,8 @@ class RedisStore:
         pipe.execute()
 
     def _since(self, name: str, since: float) -> list[dict]:
-        return [json.loads(m) for m in self.client.zrangebyscore(self._k(name), since, "+inf")]
+        members = cast("list[str]", self.client.zrangebyscore(self._k(name), since, "+inf"))
+        return [json.loads(m) for m in members]
 
     def log_reply(self, at: float, channel: str, kind: str, entry_id: str | None,
                   score: float) -> None:
@@ -72,12 +78,16 @@ class RedisStore:
                                           "text": item.text})
 
     def record_feedback(self, at: float, channel: str, user: str, entry_id: str,
-                        useful: bool) -> None:
-        self._log("feedback", at, {"channel": channel, "user": user, "entry": entry_id,
-                                   "useful": useful})
+                        useful: bool) -> bool:
+        """Keep one vote per user and entry (a second press replaces the first)."""
+        member = json.dumps({"channel": channel, "user": user, "entry": entry_id},
+                            ensure_ascii=False)
+        added = self.client.hset(self._k("votes"), member,
+                                 json.dumps({"at": at, "useful": useful}))
+        return bool(added)  # HSET counts the fields it created: 0 when the vote is replaced
 
     def latest_unanswered(self, limit: int) -> list[Unanswered]:
-        rows = self.client.zrevrange(self._k("unanswered"), 0, limit - 1)
+        rows = cast("list[str]", self.client.zrevrange(self._k("unanswered"), 0, limit - 1))
         return [Unanswered(**{k: v for k, v in json.loads(r).items() if k != "_id"})
                 for r in rows]
 
@@ -85,7 +95,8 @@ class RedisStore:
         return dict(Counter(r["kind"] for r in self._since("replies", since)))
 
     def feedback_counts(self, since: float) -> tuple[int, int]:
-        votes = [r["useful"] for r in self._since("feedback", since)]
+        votes = [v["useful"] for v in map(json.loads, self.client.hvals(self._k("votes")))
+                 if v["at"] >= since]
         return sum(votes), len(votes) - sum(votes)
 
     def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]:
@@ -101,30 +112,12 @@ class RedisStore:
         """Tell every replica the knowledge changed; return the new version."""
         return int(self.client.incr(self._k(VERSION_KEY)))
 
+    def ping(self) -> None:
+        """Raise unless Redis answers."""
+        self.client.ping()
+
     def close(self) -> None:
         self.client.close()
-
-
-class RedisRateLimiter:
-    """At most `limit` events per `window` seconds per key, counted across replicas."""
-
-    def __init__(self, store: RedisStore, limit: int, window: float) -> None:
-        self.store = store
-        self.limit = limit
-        self.window = window
-
-    def allow(self, key: str) -> bool:
-        if self.limit <= 0:
-            return True
-        now = time.time()
-        name = self.store._k(f"rate:{key}")
-        pipe = self.store.client.pipeline()
-        pipe.zremrangebyscore(name, "-inf", now - self.window)
-        pipe.zadd(name, {uuid.uuid4().hex: now})
-        pipe.zcard(name)
-        pipe.expire(name, int(self.window) + 1)
-        count = pipe.execute()[2]
-        return count <= self.limit
 
 
 async def watch_reloads(store: RedisStore, service: KnowledgeService, stop: asyncio.Event,

@@ -24,11 +24,12 @@ from defusedxml import ElementTree as SafeXML
 from defusedxml.common import DefusedXmlException
 
 from bot.channels.admin import ADMIN_COMMANDS
-from bot.channels.frontdesk import Dialogue, Inbound
+from bot.channels.frontdesk import FrontDesk, Inbound
 from bot.channels.render import render, split_message
 from bot.channels.wecom.crypto import WeComCrypto, WeComCryptoError
-from bot.dialogue.replies import Reply
-from bot.ops import metrics
+from bot.copy import say
+from bot.dialogue.senses import language
+from bot.ops import logsafe, metrics
 from bot.ops import server as http
 from bot.settings import Environment
 
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "wecom"
 MAX_APP_BYTES = 2048  # WeCom's limit for one text message
 MAX_STREAM_BYTES = 20480
-THINKING = "正在查找答案，请稍候……"
 TOKEN_INVALID = {40001, 40014, 42001}
 _MENTION = re.compile(r"^\s*@\S+\s*")
 
@@ -54,7 +54,7 @@ class WeComConfig:
     app_secret: str = field(default="", repr=False)
     agent_id: str = ""
     api_base_url: str = "https://qyapi.weixin.qq.com"
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8080
     reply_budget: float = 3.0  # seconds an answer may take and still go back passively
     stream_grace: float = 10.0  # after this, an answer no refresh collected goes to response_url
@@ -63,9 +63,8 @@ class WeComConfig:
     dedup_ttl: float = 2 * 3600.0
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> WeComConfig | None:
+    def from_environment(cls, e: Environment) -> WeComConfig | None:
         """Read WECOM_* and HTTP_* from the validated environment; None when unconfigured."""
-        e = Environment.load(env)
         config = cls(
             bot_token=e.secret("WECOM_BOT_TOKEN"), bot_aes_key=e.secret("WECOM_BOT_AES_KEY"),
             corp_id=e.WECOM_CORP_ID, app_token=e.secret("WECOM_APP_TOKEN"),
@@ -122,15 +121,23 @@ class AccessToken:
                 if data.get("errcode", 0) != 0 or not data.get("access_token"):
                     raise RuntimeError(f"gettoken failed: errcode {data.get('errcode')}")
                 self._token = data["access_token"]
+                logsafe.mask(self._token)  # it authorises sends: never in a log line
                 # Renew five minutes early rather than send with a token about to lapse.
                 self._expires = time.monotonic() + max(int(data.get("expires_in", 7200)) - 300, 60)
             return self._token
 
 
+def _configured(crypto: WeComCrypto | None) -> WeComCrypto:
+    """Return an endpoint's crypto; its routes are installed only when it is configured."""
+    if crypto is None:
+        raise RuntimeError("this WeCom endpoint is not configured")
+    return crypto
+
+
 class WeComServer:
     """The aiohttp application serving both WeCom callbacks."""
 
-    def __init__(self, dialogue: Dialogue, config: WeComConfig,
+    def __init__(self, dialogue: FrontDesk, config: WeComConfig,
                  clock: Callable[[], float] = time.time) -> None:
         self.dialogue = dialogue
         self.config = config
@@ -140,6 +147,7 @@ class WeComServer:
         self.app_crypto = (WeComCrypto(config.app_token, config.app_aes_key, config.corp_id)
                            if config.app_enabled else None)
         self.streams: dict[str, Stream] = {}
+        self.by_msgid: dict[str, Stream] = {}  # a retried callback gets its stream again
         self.tasks: set[asyncio.Task] = set()
         self.session: aiohttp.ClientSession | None = None
         self.token: AccessToken | None = None
@@ -163,6 +171,11 @@ class WeComServer:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.token = AccessToken(self.config, self.session)
 
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is None:  # created when the server starts
+            raise RuntimeError("the WeCom server has not started")
+        return self.session
+
     async def _stop(self, app: web.Application) -> None:
         for task in list(self.tasks):
             task.cancel()
@@ -180,6 +193,9 @@ class WeComServer:
                 status, reason = exc.status, str(exc)
             except web.HTTPRequestEntityTooLarge:
                 status, reason = 413, "body too large"
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                # Whatever a malformed payload trips over is the sender's fault, not ours.
+                status, reason = 400, f"malformed request ({type(exc).__name__})"
             metrics.REFUSED.labels(CHANNEL, str(status)).inc()
             log.warning("wecom %s refused (%d): %s", request.path, status, reason)
             return web.Response(status=status, text=reason)
@@ -188,10 +204,10 @@ class WeComServer:
     # ------------------------------------------------------------------ URL verification
 
     async def verify_robot_url(self, request: web.Request) -> web.Response:
-        return self._verify_url(request, self.robot)
+        return self._verify_url(request, _configured(self.robot))
 
     async def verify_app_url(self, request: web.Request) -> web.Response:
-        return self._verify_url(request, self.app_crypto)
+        return self._verify_url(request, _configured(self.app_crypto))
 
     def _verify_url(self, request: web.Request, crypto: WeComCrypto) -> web.Response:
         q = request.query
@@ -209,15 +225,17 @@ class WeComServer:
         body = await self._body(request)
         try:
             encrypt = json.loads(body)["encrypt"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise Refused(400, "body is not {\"encrypt\": ...}") from exc
         self._check_time(q.get("timestamp", ""))
         try:
-            event = json.loads(self.robot.open(q.get("msg_signature", ""),
-                                               q.get("timestamp", ""), q.get("nonce", ""),
-                                               str(encrypt)))
-        except ValueError as exc:
+            event = json.loads(_configured(self.robot).open(q.get("msg_signature", ""),
+                                                            q.get("timestamp", ""),
+                                                            q.get("nonce", ""), str(encrypt)))
+        except (ValueError, RecursionError) as exc:
             raise Refused(400, "decrypted body is not JSON") from exc
+        if not isinstance(event, dict):
+            raise Refused(400, "decrypted body is not a JSON object")
         nonce = q.get("nonce", "")
         kind = event.get("msgtype")
         if kind == "stream":
@@ -227,14 +245,23 @@ class WeComServer:
             return self._robot_reply(self._stream_body(stream), nonce)
         if kind != "text":
             return web.Response(text="")  # events, images…: nothing to answer
-        if not self._first(f"robot:{event.get('msgid', '')}"):
-            return web.Response(text="")  # a retry of a message already being answered
+        msgid = str(event.get("msgid") or "")
+        # Without a msgid nothing tells a retry from a new message: answer it.
+        if msgid and not await self._first(f"robot:{msgid}"):
+            # A retry: the first response may never have arrived, so send the stream again
+            # (same id, so WeCom shows one answer) rather than nothing.
+            known = self.by_msgid.get(msgid)
+            if known is None:
+                return web.Response(text="")
+            return self._robot_reply(self._stream_body(known), nonce)
         user = str((event.get("from") or {}).get("userid", ""))
         group = event.get("chattype") == "group"
         chat = str(event.get("chatid") or user) if group else f"single:{user}"
         text = _MENTION.sub("", str((event.get("text") or {}).get("content", "")), count=1)
         stream = Stream(uuid.uuid4().hex, str(event.get("response_url", "")))
         self.streams[stream.id] = stream
+        if msgid:
+            self.by_msgid[msgid] = stream
         answer = self._spawn(self._respond(Inbound(CHANNEL, chat, user, text, group)))
         # Wait within the budget; if the answer is late the stream stays open, and refresh
         # callbacks (or, failing those, response_url) deliver it.
@@ -256,18 +283,21 @@ class WeComServer:
         if not stream.delivered and stream.response_url:
             await self._post_response_url(stream)
         self.streams.pop(stream.id, None)
+        for msgid in [m for m, s in self.by_msgid.items() if s is stream]:
+            self.by_msgid.pop(msgid, None)
 
     def _stream_body(self, stream: Stream) -> dict:
         if stream.finished:
             stream.delivered = True
         return {"msgtype": "stream", "stream": {
             "id": stream.id, "finish": stream.finished,
-            "content": stream.content if stream.finished else THINKING}}
+            "content": stream.content if stream.finished else say("zh", "thinking")}}
 
     async def _post_response_url(self, stream: Stream) -> None:
         payload = {"msgtype": "markdown", "markdown": {"content": stream.content}}
+        session = self._session()
         try:
-            async with self.session.post(stream.response_url, json=payload) as response:
+            async with session.post(stream.response_url, json=payload) as response:
                 data = await response.json(content_type=None)
             if data.get("errcode", 0) != 0:
                 log.error("wecom response_url refused the answer: errcode %s",
@@ -279,9 +309,9 @@ class WeComServer:
 
     def _robot_reply(self, payload: dict, nonce: str) -> web.Response:
         timestamp = str(int(self.clock()))
-        encrypt = self.robot.encrypt(json.dumps(payload, ensure_ascii=False))
-        body = {"encrypt": encrypt, "msgsignature": self.robot.signature(timestamp, nonce,
-                                                                          encrypt),
+        robot = _configured(self.robot)
+        encrypt = robot.encrypt(json.dumps(payload, ensure_ascii=False))
+        body = {"encrypt": encrypt, "msgsignature": robot.signature(timestamp, nonce, encrypt),
                 "timestamp": int(timestamp), "nonce": nonce}
         return web.json_response(body)
 
@@ -294,13 +324,15 @@ class WeComServer:
         if not encrypt:
             raise Refused(400, "no Encrypt element")
         self._check_time(q.get("timestamp", ""))
-        inner = _parse_xml(self.app_crypto.open(q.get("msg_signature", ""),
-                                                q.get("timestamp", ""), q.get("nonce", ""),
-                                                encrypt).encode())
+        inner = _parse_xml(_configured(self.app_crypto).open(q.get("msg_signature", ""),
+                                                             q.get("timestamp", ""),
+                                                             q.get("nonce", ""),
+                                                             encrypt).encode())
         if inner.findtext("MsgType") != "text":
             return web.Response(text="")
         user = inner.findtext("FromUserName") or ""
-        if not self._first(f"app:{inner.findtext('MsgId') or ''}"):
+        msgid = inner.findtext("MsgId") or ""
+        if msgid and not await self._first(f"app:{msgid}"):
             return web.Response(text="")
         message = Inbound(CHANNEL, f"app:{user}", user, inner.findtext("Content") or "")
         answer = self._spawn(self._respond(message))
@@ -331,14 +363,17 @@ class WeComServer:
         """
         payload = {"touser": user, "msgtype": "text", "agentid": int(self.config.agent_id),
                    "text": {"content": content}}
+        session, access = self._session(), self.token
+        if access is None:  # set together with the session when the server starts
+            raise RuntimeError("the WeCom server has not started")
         refresh = False
         for attempt in range(1, attempts + 1):
             try:
-                token = await self.token.get(refresh=refresh)
+                token = await access.get(refresh=refresh)
                 refresh = False
-                async with self.session.post(f"{self.config.api_base_url}/cgi-bin/message/send",
-                                             params={"access_token": token},
-                                             json=payload) as response:
+                async with session.post(f"{self.config.api_base_url}/cgi-bin/message/send",
+                                        params={"access_token": token},
+                                        json=payload) as response:
                     if response.status >= 500:
                         raise RuntimeError(f"HTTP {response.status}")
                     data = await response.json(content_type=None)
@@ -365,8 +400,9 @@ class WeComServer:
                  f"<FromUserName>{_cdata(self.config.corp_id)}</FromUserName>"
                  f"<CreateTime>{timestamp}</CreateTime><MsgType>{_cdata('text')}</MsgType>"
                  f"<Content>{_cdata(content)}</Content></xml>")
-        encrypt = self.app_crypto.encrypt(plain)
-        signature = self.app_crypto.signature(timestamp, nonce, encrypt)
+        app_crypto = _configured(self.app_crypto)
+        encrypt = app_crypto.encrypt(plain)
+        signature = app_crypto.signature(timestamp, nonce, encrypt)
         body = (f"<xml><Encrypt>{_cdata(encrypt)}</Encrypt>"
                 f"<MsgSignature>{_cdata(signature)}</MsgSignature>"
                 f"<TimeStamp>{timestamp}</TimeStamp><Nonce>{_cdata(nonce)}</Nonce></xml>")
@@ -380,11 +416,10 @@ class WeComServer:
         command = words[0][1:].lower() if words and words[0].startswith("/") else ""
         if command in ADMIN_COMMANDS:
             argument = words[1] if len(words) > 1 else ""
-            return await self.dialogue.admin(message, command, argument)
+            return render(await self.dialogue.admin(message, command, argument), "text")
         if command in ("help", "start"):
-            return self.dialogue.help_text()
-        result = await self.dialogue.ask(message)
-        return render(result, "text") if isinstance(result, Reply) else result
+            return render(self.dialogue.help(language(message.text)), "text")
+        return render(await self.dialogue.ask(message), "text")
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self.config.max_body:
@@ -402,8 +437,8 @@ class WeComServer:
         if skew > self.config.time_window:
             raise Refused(403, "timestamp outside the allowed window (replay?)")
 
-    def _first(self, key: str) -> bool:
-        return self.dialogue.store.first_sighting(key, self.clock(), self.config.dedup_ttl)
+    async def _first(self, key: str) -> bool:
+        return await self.dialogue.first_sighting(key, self.config.dedup_ttl)
 
     def _spawn(self, coroutine: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)
@@ -432,3 +467,26 @@ def _fit(text: str, limit: int) -> str:
     """Cut text to at most limit UTF-8 bytes (the stream holds one message)."""
     data = text.encode()
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+
+@dataclass(frozen=True)
+class WeComChannel:
+    """The WeCom channel as the registry sees it: callbacks on the bot's HTTP server."""
+
+    config: WeComConfig
+    name: str = CHANNEL
+
+    def admins(self, env: Environment) -> frozenset[str]:
+        return frozenset(i for i in env.BOT_ADMIN_WECOM_IDS.split(",") if i)
+
+    def routes(self, desk: FrontDesk) -> list[http.Routes]:
+        return [WeComServer(desk, self.config)]
+
+    async def run(self, desk: FrontDesk, stop: asyncio.Event) -> None:
+        return None  # it answers callbacks on the shared HTTP server
+
+
+def plug(env: Environment) -> WeComChannel | None:
+    """Return the channel when the robot's or the app's credentials are set."""
+    config = WeComConfig.from_environment(env)
+    return WeComChannel(config) if config else None

@@ -1,0 +1,182 @@
+"""Keep answering when the store fails: degrade to memory with live state, and come back.
+
+The first failure is logged once, naming the cause; from then on this process keeps
+conversations, statistics and seen message ids in memory, starting from the ones it handled
+recently (so an open clarification survives and a retried message is still recognised). Every
+few seconds it probes the real store; once that answers, the conversations changed meanwhile are
+written back and the real store serves again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TypeVar
+
+from bot.ops import metrics
+from bot.store.base import Conversation, Store, Unanswered
+from bot.store.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STORE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+try:  # Redis errors count too when the redis client is installed
+    import redis.exceptions
+
+    STORE_ERRORS = (*STORE_ERRORS, redis.exceptions.RedisError)
+except ImportError:  # pragma: no cover - redis is a dependency; this guards odd installs
+    log.debug("redis client not installed; only SQLite errors are caught")
+
+RECENT = 10_000  # conversations and message ids remembered for a switch to memory
+PROBE_EVERY = 5.0  # seconds between attempts to reach a failed store again
+
+
+class ResilientStore:
+    """A Store that never fails: the real one while it works, memory while it does not."""
+
+    def __init__(self, primary: Store, retention: float = 90 * 86400.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 probe: Callable[[], object] | None = None) -> None:
+        self.primary = primary
+        self.retention = retention
+        self.clock = clock
+        self.fallback: SQLiteStore | None = None
+        self._probe = probe  # None: a local store is not probed; a restart brings it back
+        self._probed_at = 0.0
+        self._guard = threading.Lock()
+        self._conversations: OrderedDict[str, tuple[Conversation, float]] = OrderedDict()
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._changed_while_down: set[str] = set()
+
+    @property
+    def degraded(self) -> bool:
+        return self.fallback is not None
+
+    def degrade(self, error: BaseException) -> SQLiteStore:
+        """Switch to memory (once per outage), seeded with recent live state; log why."""
+        with self._guard:
+            if self.fallback is None:
+                log.error("the store failed (%s: %s); answering from memory until it is back",
+                          type(error).__name__, error)
+                metrics.STORE_DEGRADED.set(1)
+                fallback = SQLiteStore(":memory:", self.retention)
+                for key, (conversation, expires) in self._conversations.items():
+                    fallback.save_conversation(key, conversation, expires)
+                for key, at in self._seen.items():
+                    fallback.first_sighting(key, at, float("inf"))
+                self.fallback = fallback
+                self._probed_at = self.clock()
+            return self.fallback
+
+    def _recover(self) -> None:
+        """Probe the real store now and then; switch back once it answers."""
+        if (self.fallback is None or self._probe is None
+                or self.clock() - self._probed_at < PROBE_EVERY):
+            return
+        self._probed_at = self.clock()
+        try:
+            self._probe()
+            for key in list(self._changed_while_down):
+                conversation, expires = self._conversations.get(key, (None, 0.0))
+                if conversation is not None:
+                    self.primary.save_conversation(key, conversation, expires)
+        except STORE_ERRORS as exc:
+            log.debug("store still unavailable: %s", exc)
+            return
+        with self._guard:
+            self.fallback = None
+            self._changed_while_down.clear()
+            metrics.STORE_DEGRADED.set(0)
+        log.warning("the store is back; shared state serves again")
+
+    def _call(self, name: str, use: Callable[[Store], T]) -> T:
+        self._recover()
+        fallback = self.fallback
+        if fallback is not None:
+            return use(fallback)
+        try:
+            return use(self.primary)
+        except STORE_ERRORS as exc:
+            metrics.ERRORS.labels(f"store.{name}").inc()
+            return use(self.degrade(exc))
+
+    # ------------------------------------------------------------------ conversations
+
+    def load_conversation(self, key: str, now: float) -> Conversation:
+        return self._call("load", lambda s: s.load_conversation(key, now))
+
+    def save_conversation(self, key: str, conversation: Conversation, expires: float) -> None:
+        with self._guard:
+            self._conversations[key] = (conversation, expires)
+            self._conversations.move_to_end(key)
+            while len(self._conversations) > RECENT:
+                self._conversations.popitem(last=False)
+            if self.fallback is not None:
+                self._changed_while_down.add(key)
+        self._call("save", lambda s: s.save_conversation(key, conversation, expires))
+
+    @contextlib.contextmanager
+    def conversation_lock(self, key: str) -> Iterator[None]:
+        """Hold the real store's lock; without one (an outage) the process's own lock does."""
+        lock: AbstractContextManager[object] = contextlib.nullcontext()
+        if self.fallback is None:
+            try:
+                lock = self.primary.conversation_lock(key)
+                lock.__enter__()
+            except STORE_ERRORS as exc:
+                self.degrade(exc)
+                lock = contextlib.nullcontext()
+        try:
+            yield
+        finally:
+            try:
+                lock.__exit__(None, None, None)
+            except STORE_ERRORS as exc:  # the lock expires by itself in the real store
+                log.debug("releasing a conversation lock failed: %s", exc)
+
+    # ------------------------------------------------------------------ journal and stats
+
+    def log_reply(self, at: float, channel: str, kind: str, entry_id: str | None,
+                  score: float) -> None:
+        self._call("log_reply", lambda s: s.log_reply(at, channel, kind, entry_id, score))
+
+    def log_unanswered(self, item: Unanswered) -> None:
+        self._call("log_unanswered", lambda s: s.log_unanswered(item))
+
+    def record_feedback(self, at: float, channel: str, user: str, entry_id: str,
+                        useful: bool) -> bool:
+        return self._call("feedback",
+                          lambda s: s.record_feedback(at, channel, user, entry_id, useful))
+
+    def latest_unanswered(self, limit: int) -> list[Unanswered]:
+        return self._call("stats", lambda s: s.latest_unanswered(limit))
+
+    def reply_counts(self, since: float) -> dict[str, int]:
+        return self._call("stats", lambda s: s.reply_counts(since))
+
+    def feedback_counts(self, since: float) -> tuple[int, int]:
+        return self._call("stats", lambda s: s.feedback_counts(since))
+
+    def top_unanswered(self, since: float, limit: int) -> list[tuple[str, int]]:
+        return self._call("stats", lambda s: s.top_unanswered(since, limit))
+
+    # ------------------------------------------------------------------ de-duplication
+
+    def first_sighting(self, key: str, now: float, ttl: float) -> bool:
+        with self._guard:
+            self._seen[key] = now
+            self._seen.move_to_end(key)
+            while len(self._seen) > RECENT:
+                self._seen.popitem(last=False)
+        return self._call("dedup", lambda s: s.first_sighting(key, now, ttl))
+
+    def close(self) -> None:
+        with contextlib.suppress(*STORE_ERRORS):
+            self.primary.close()

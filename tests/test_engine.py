@@ -107,8 +107,9 @@ def test_unrelated_question_falls_back_and_is_logged(engine: Engine, key) -> Non
 def test_pending_question_expires(engine: Engine, key, clock) -> None:
     engine.reply(key, "个体店怎么开")
     clock.now += engine.settings.pending_ttl + 1
-    reply = engine.reply(key, "2")  # no longer a pick: a new (meaningless) question
-    assert (reply.kind, reply.reason) == ("fallback", "not_covered")
+    reply = engine.reply(key, "2")  # no longer a pick, and no question to look up
+    assert (reply.kind, reply.reason) == ("fallback", "stale_pick")
+    assert "过期" in reply.message and engine.store.latest_unanswered(5) == []
 
 
 def test_new_question_replaces_the_pending_one(engine: Engine, key) -> None:
@@ -131,7 +132,8 @@ def test_answer_carries_basis_date_sources_and_related(engine: Engine, key) -> N
     assert reply.entry_id == "shutiao-goals"
     text = render(reply)
     assert "聚光" in text and "千帆" in text and "内容加热" in render(engine.reply(key, "1"))
-    assert "依据：媒体报道" in text and "信息截至 2025" in text and "cqxiaohongshu.com" in text
+    assert f"依据：{reply.entry.basis_label}" in text and "信息截至 2025" in text
+    assert "cqxiaohongshu.com" in text
     assert 1 <= len(reply.options) <= 3
 
 
@@ -151,7 +153,11 @@ def test_bad_input_gets_a_sensible_reply(engine: Engine, key, text: str, reason:
 
 def test_english_message_gets_an_english_frame(engine: Engine, key) -> None:
     reply = engine.reply(key, "what is the weather like in Paris")
-    assert reply.kind == "fallback"
+    assert (reply.kind, reply.reason) == ("fallback", "chitchat")
+    assert render(reply).startswith("I can't help with that")
+    assert engine.store.latest_unanswered(5) == []  # chit-chat is no gap in the knowledge
+    reply = engine.reply(key, "how do I bake sourdough bread at home")
+    assert (reply.kind, reply.reason) == ("fallback", "not_covered")
     assert render(reply).startswith("Sorry")
 
 
@@ -229,6 +235,8 @@ def test_concept_clarification_names_its_concept(engine: Engine, key) -> None:
 
 def test_one_sense_far_ahead_of_the_others_is_answered_without_asking(engine: Engine,
                                                                      key) -> None:
-    # 导流 is ambiguous, but only forbidden-diversion entries match this question well.
+    # 引流 is ambiguous, but only forbidden-diversion entries match these questions well
+    # (导流 itself is a cue for that sense).
     assert engine.reply(key, "导流新规是几号开始执行的").entry_id == "trade-diversion-rules"
-    assert engine.reply(key, "导流怎么弄").kind == "clarify"
+    assert engine.reply(key, "引流新规是几号开始执行的").entry_id == "trade-diversion-rules"
+    assert engine.reply(key, "引流怎么弄").kind == "clarify"

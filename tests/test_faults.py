@@ -68,8 +68,8 @@ def test_an_unusable_data_directory_is_reported_and_the_bot_still_answers(
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the data directory should be", "utf-8")
     env = {**os.environ, "BOT_DATA_DIR": str(blocked), "BOT_LOG_LEVEL": "ERROR"}
-    result = subprocess.run([sys.executable, "-m", "bot", "ask", "直客是什么"], env=env,
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "bot", "chat"], input="直客是什么\n",
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "直客" in result.stdout
     assert "serving it from memory" in result.stderr

@@ -99,7 +99,7 @@ def test_yaml_syntax_error_points_at_the_line(knowledge_copy: Path) -> None:
 
 def test_bad_basis_date_and_unknown_field(knowledge_copy: Path) -> None:
     path = knowledge_copy / "entries/zhike/zhike-what.md"
-    text = (_entry(path).replace("basis: 从业者经验", "basis: 小道消息")
+    text = (_entry(path).replace("basis: 服务商或从业者经验", "basis: 小道消息")
             .replace("as_of: 2025", "as_of: 去年").replace("topic:", "topik: x\ntopic:"))
     path.write_text(text, encoding="utf-8")
     errors = "\n".join(_errors(knowledge_copy))

@@ -66,7 +66,7 @@ def test_broken_file_keeps_the_old_index_serving(encoder, knowledge_copy: Path,
     before = service.current
     build = current_build(tmp_path / "var" / "index")
     path = knowledge_copy / "entries/tools/shutiao-what.md"
-    path.write_text(path.read_text().replace("basis: 媒体报道", "basis: 听说"))
+    path.write_text(path.read_text().replace("basis: 服务商或从业者经验", "basis: 听说"))
     with pytest.raises(KnowledgeError) as info:
         service.reload()
     assert any(str(p).startswith("knowledge/entries/tools/shutiao-what.md:") for p in

@@ -63,7 +63,7 @@ class ResilientStore:
         """Switch to memory (once per outage), seeded with recent live state; log why."""
         with self._guard:
             if self.fallback is None:
-                log.error("the store failed (%s: %s); answering from memory until it is back",
+                log.error("the store failed (%s: %s); continuing in memory until it is back",
                           type(error).__name__, error)
                 metrics.STORE_DEGRADED.set(1)
                 fallback = SQLiteStore(":memory:", self.retention)

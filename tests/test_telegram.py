@@ -183,8 +183,8 @@ def test_admin_commands_are_checked_and_reload_reports_changes(
         report = fake.wait_sent(1, ADMIN)[0].params["text"]
         assert "已重新加载" in report and "修改 1 条：zhike-what" in report
 
-        entry.write_text(entry.read_text("utf-8").replace("basis: 服务商或从业者经验", "basis: 传闻"),
-                         "utf-8")
+        broken = entry.read_text("utf-8").replace("basis: 服务商或从业者经验", "basis: 传闻")
+        entry.write_text(broken, "utf-8")
         fake.message("/reload", chat_id=ADMIN, user_id=ADMIN)
         broken = fake.wait_sent(2, ADMIN)[1].params["text"]
         assert "仍在使用之前的版本" in broken

@@ -9,8 +9,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
+import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -22,7 +25,8 @@ from bot import channels
 from bot.app import App, make_service, open_app, serve
 from bot.channels.frontdesk import help_text
 from bot.channels.render import render
-from bot.copy import say
+from bot.copy import counted, say
+from bot.dialogue import answerability
 from bot.dialogue.engine import ConversationKey
 from bot.dialogue.replies import Reply, notice
 from bot.kb.loader import KnowledgeBase, KnowledgeError, check_knowledge
@@ -38,6 +42,40 @@ log = logging.getLogger("bot")
 CONSOLE = ConversationKey("cli", "console", "local")
 DEV_SET = PROJECT_ROOT / "tests" / "eval" / "dev.yaml"
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def cli_lang(explicit: str | None = None) -> str:
+    """The language of maintainers' messages: --lang, else English under an English locale.
+
+    Chinese is the default (the maintainers' guide is Chinese); LC_ALL, LC_MESSAGES or LANG
+    starting with "en" (the first one set counts, as for any program) selects English.
+    """
+    if explicit:
+        return explicit
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value:
+            return "en" if value.lower().startswith("en") else "zh"
+    return "zh"
+
+
+class IndexProgress:
+    """Show how an index build goes on stderr: in place on a terminal, else a line a quarter."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.terminal = sys.stderr.isatty()
+        self._quarter = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        line = say(self.lang, "index_progress", done=done, total=total)
+        if self.terminal:
+            print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+            return
+        quarter = 4 * done // max(total, 1)
+        if quarter != self._quarter:
+            self._quarter = quarter
+            print(line, file=sys.stderr, flush=True)
 
 
 def reply_json(reply: Reply) -> str:
@@ -79,7 +117,8 @@ def cmd_chat(env: Environment, args: argparse.Namespace) -> int:
     service = make_service(settings_)
     if interactive:
         print(say("zh", "loading"), file=sys.stderr, flush=True)
-    problems = service.start()
+    # A first run embeds every question (10-30 s): the progress says the console is not stuck.
+    problems = service.start(progress=IndexProgress("zh") if interactive else None)
     app = open_app(env, store_path=settings_.data_dir / "console.sqlite", service=service)
     if interactive:
         import readline  # noqa: F401 - importing it gives input() line editing and history
@@ -97,7 +136,8 @@ def cmd_chat(env: Environment, args: argparse.Namespace) -> int:
             break
         if not interactive and line == "":
             break
-        _emit(console_reply(app, line.rstrip("\n")), args.json, color=interactive)
+        _emit(console_reply(app, line.rstrip("\n")), args.json,
+              color=interactive and not os.environ.get("NO_COLOR"))
         if interactive:
             print()
     return 0
@@ -121,50 +161,87 @@ def cmd_index_build(env: Environment, args: argparse.Namespace) -> int:
     """Validate the knowledge and build (or reuse) the index."""
     settings = Settings.from_environment(env)
     service = make_service(settings)
+    lang = cli_lang(args.lang)
     try:
-        report = service.reload(force=args.force)
+        report = service.reload(force=args.force, progress=IndexProgress(lang))
     except KnowledgeError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print("index not built: fix the errors above (the previous build keeps serving)",
-              file=sys.stderr)
+            print(problem.text(lang), file=sys.stderr)
+        print(say(lang, "index_not_built"), file=sys.stderr)
         return 1
-    print(f"index ready: {report.entries} entries, {report.embedded} texts embedded, "
-          f"{report.seconds:.2f}s ({settings.encoder})")
+    print(say(lang, "index_ready", entries=counted(lang, "n_entries", report.entries),
+              embedded=report.embedded, seconds=report.seconds, encoder=settings.encoder))
     return 0
 
 
 def cmd_kb_check(env: Environment, args: argparse.Namespace) -> int:
     """Print every problem in the knowledge files; exit 1 if any is an error."""
     settings = Settings.from_environment(env)
+    lang = cli_lang(args.lang)
     kb, problems = check_knowledge(settings.knowledge_dir)
     for problem in problems:
-        print(problem)
+        print(problem.text(lang))
     errors = sum(1 for p in problems if p.severity == "error")
+    warnings = counted(lang, "n_warnings", len(problems) - errors)
     if kb is None:
-        print(f"{errors} errors", file=sys.stderr)
+        print(say(lang, "kb_failed", errors=counted(lang, "n_errors", errors),
+                  warnings=warnings), file=sys.stderr)
         return 1 if errors else 0
     if args.confusable > 0:
-        _print_confusable(kb, settings, args.confusable)
-    print(f"ok: {len(kb.entries)} entries, {len(kb.concepts)} concepts, "
-          f"{len(kb.aliases)} aliases, {len(problems)} warnings", file=sys.stderr)
+        _print_confusable(kb, settings, args.confusable, lang)
+    print(say(lang, "kb_ok", entries=counted(lang, "n_entries", len(kb.entries)),
+              concepts=counted(lang, "n_concepts", len(kb.concepts)),
+              aliases=counted(lang, "n_aliases", len(kb.aliases)), warnings=warnings),
+          file=sys.stderr)
     return 0
 
 
-def _print_confusable(kb: KnowledgeBase, settings: Settings, min_score: float) -> None:
+def _print_confusable(kb: KnowledgeBase, settings: Settings, min_score: float,
+                      lang: str) -> None:
     """List entry pairs whose questions the encoder can hardly tell apart."""
     encoder = make_encoder(settings.encoder, settings.encoder_model)
-    # Built in memory: a check must not change which build the bot serves.
-    index, _ = open_index(documents(kb), kb.normalizer(), encoder, None, settings.weights)
+    normalise = kb.normalizer()
+    # Built in a scratch folder: a check must not change which build the bot serves. It starts
+    # from a copy of the bot's embedding cache, so only new or edited questions are embedded.
+    with tempfile.TemporaryDirectory(prefix="kb-check-") as scratch:
+        _copy_embeddings(settings.data_dir / "index" / "embeddings.sqlite",
+                         Path(scratch) / "embeddings.sqlite")
+        index, _ = open_index(documents(kb), normalise, encoder, Path(scratch),
+                              settings.weights, progress=IndexProgress(lang))
     pairs = index.confusable(min_score)
-    print(f"confusable entry pairs (questions at least {min_score:.2f} alike; sharpen the "
-          "questions, add cue words, or link the entries with related): "
-          f"{len(pairs) or 'none'}")
+
+    def written(key: str, normalised: str) -> str:
+        """The question as its author wrote it (the index holds the normalised text)."""
+        entry = kb.entries[key]
+        texts = (entry.title, *entry.questions, entry.title_en, *entry.questions_en)
+        return next((q for q in texts if q and normalise(q) == normalised), normalised)
+
+    print(say(lang, "kb_confusable", score=min_score,
+              count=len(pairs) or say(lang, "kb_confusable_none")))
     for pair in pairs:
         linked = (pair.key_b in kb.entries[pair.key_a].related
                   or pair.key_a in kb.entries[pair.key_b].related)
-        print(f"  {pair.score:.2f}  {pair.key_a} ~ {pair.key_b}{'  (related)' if linked else ''}"
-              f"\n        「{pair.question_a}」 ≈ 「{pair.question_b}」")
+        tag = f"  {say(lang, 'kb_linked')}" if linked else ""
+        print(f"  {pair.score:.2f}  {pair.key_a} ~ {pair.key_b}{tag}\n"
+              f"        「{written(pair.key_a, pair.question_a)}」 ≈ "
+              f"「{written(pair.key_b, pair.question_b)}」")
+
+
+def _copy_embeddings(cache: Path, target: Path) -> None:
+    """Copy an embedding cache consistently (SQLite's backup), even while the bot writes it."""
+    if not cache.is_file():
+        return
+    try:
+        source = sqlite3.connect(f"{cache.resolve().as_uri()}?mode=ro", uri=True)
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+    except sqlite3.Error as exc:  # unreadable: the check embeds everything itself
+        log.warning("embedding cache %s not used (%s)", cache, exc)
+        target.unlink(missing_ok=True)
 
 
 def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
@@ -185,6 +262,21 @@ def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
         print(f"{args.cases}: {problem}", file=sys.stderr)
     if problems:
         return 1
+    if args.train:
+        model, confusion, n = evaluation.train_answerability(service, settings, cases)
+        model.save()
+        tp, fp, tn, fn = (confusion[k] for k in ("tp", "fp", "tn", "fn"))
+        print(f"answerability: trained on {n} decisions of the calibration half; threshold "
+              f"{model.threshold:.2f}; saved to {answerability.WEIGHTS.name}")
+        print("5-fold cross-validation on the calibration half:")
+        print("                 entry answers   entry does not")
+        print(f"  answered       {tp:>13}   {fp:>14}")
+        print(f"  fell back      {fn:>13}   {tn:>14}")
+        print(f"  precision {tp / max(tp + fp, 1):.3f}  recall {tp / max(tp + fn, 1):.3f}  "
+              f"accuracy {(tp + tn) / max(n, 1):.3f}")
+        print("weights: " + ", ".join(f"{f} {w:+.2f}" for f, w in
+                                      zip(answerability.FEATURES, model.weights, strict=True)))
+        return 0
     if args.sweep:
         rows = evaluation.sweep(service, settings, cases,
                                 evaluation.default_grid(settings.thresholds))
@@ -247,6 +339,35 @@ def cmd_run(env: Environment, args: argparse.Namespace) -> int:
     return cmd_chat(env, args)
 
 
+def cmd_console_hash(env: Environment, args: argparse.Namespace) -> int:
+    """Print a password hash for BOT_CONSOLE_USERS (the password is read, never echoed)."""
+    from bot.console.auth import hash_password, parse_users
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("use at least 8 characters", file=sys.stderr)
+        return 1
+    encoded = hash_password(password, args.iterations)
+    if args.name:
+        parse_users(f"{args.name}:{encoded}")  # a name the setting would refuse: say so now
+    print(f"{args.name}:{encoded}" if args.name else encoded)
+    return 0
+
+
+def _add_lang(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", choices=("zh", "en"),
+                        help="language of the messages: zh (the default) or en; an English "
+                        "locale (LANG=en_US.UTF-8) also selects English")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe the command line."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
@@ -263,14 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(func=cmd_chat)
     index = sub.add_parser("index", help="index commands").add_subparsers(dest="action",
                                                                           required=True)
-    build = index.add_parser("build", help="validate the knowledge and build the index")
+    build = index.add_parser("build", help="validate the knowledge and build the index",
+                             description="Validate the knowledge and build the index, or "
+                             "reuse the build that matches it.")
     build.add_argument("--force", action="store_true", help="rebuild even if a build matches")
+    _add_lang(build)
     build.set_defaults(func=cmd_index_build)
     kb = sub.add_parser("kb", help="knowledge commands").add_subparsers(dest="action",
                                                                        required=True)
     check = kb.add_parser("check", help="validate the knowledge files")
     check.add_argument("--confusable", type=float, default=0.75, metavar="SCORE",
-                       help="list entry pairs whose questions are this alike (0..1; 0: skip)")
+                       help="list entry pairs whose questions are this alike (0..1; 0: skip; "
+                       "default 0.75)")
+    _add_lang(check)
     check.set_defaults(func=cmd_kb_check)
     ev = sub.add_parser("eval", help="score the bot and baselines on the development set")
     ev.add_argument("--half", default="report", choices=("calibrate", "report", "all"),
@@ -278,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--sweep", action="store_true",
                     help="sweep the thresholds on the calibrate half instead")
     ev.add_argument("--top", type=int, default=15, help="rows of the sweep to print")
+    ev.add_argument("--train", action="store_true",
+                    help="train the answerability judgement on the calibrate half and save it")
     ev.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     ev.add_argument("--cases", type=Path, default=DEV_SET, help="the development set")
     ev.set_defaults(func=cmd_eval)
@@ -285,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     config.add_parser("check", help="validate the environment and .env; secrets stay hidden"
                       ).set_defaults(func=cmd_config_check)
+    console = sub.add_parser("console", help="knowledge console commands").add_subparsers(
+        dest="action", required=True)
+    hashing = console.add_parser(
+        "hash-password", help="make a password hash for BOT_CONSOLE_USERS",
+        description="Read a password (twice on a terminal, else one line of stdin) and print "
+        "its hash; with --name, the whole name:hash entry for BOT_CONSOLE_USERS.")
+    hashing.add_argument("--name", default="", help="the console user's name")
+    hashing.add_argument("--iterations", type=int, default=600_000, help=argparse.SUPPRESS)
+    hashing.set_defaults(func=cmd_console_hash)
     serving = ("Reads TELEGRAM_BOT_TOKEN (and TELEGRAM_WEBHOOK_*), WECOM_BOT_* / WECOM_APP_*, "
                "HTTP_HOST (default 127.0.0.1), HTTP_PORT (8080), REDIS_URL, BOT_DATA_DIR, "
                "BOT_KNOWLEDGE_DIR, BOT_ADMIN_*_IDS and BOT_LOG_LEVEL from the environment or "
@@ -322,9 +459,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     except KnowledgeError as exc:
+        lang = cli_lang(getattr(args, "lang", None))
         for knowledge_problem in exc.problems:
-            print(knowledge_problem, file=sys.stderr)
-        print("the knowledge has errors and there is no earlier build to serve", file=sys.stderr)
+            print(knowledge_problem.text(lang), file=sys.stderr)
+        print(say(lang, "kb_no_build"), file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,9 +1,12 @@
-"""Measure answer quality on the development set, for the bot and two baselines.
+"""Measure answer quality on the development set, for the bot and three baselines.
 
-Three systems answer the same cases:
+Four systems answer the same cases:
 - full: the real engine (concepts, clarification, thresholds, dialogue state);
 - lexical: the BM25 channel alone, nearest entry or fallback below a threshold;
-- dense: the encoder's nearest entry alone (cosine), or fallback below a threshold.
+- dense: the encoder's nearest entry alone (cosine), or fallback below a threshold;
+- hybrid: what LangChain-Chatchat builds: jieba `lcut_for_search` BM25 over each entry's text and
+  the dense ranking, fused by weighted reciprocal rank (0.5/0.5, c=60), fallback below a
+  threshold. It needs the `eval` extra (jieba) and is left out without it.
 The baselines have no dialogue: a multi-turn case reaches them as its turns joined into one
 message. Each baseline's threshold is chosen on the calibration half, like the engine's.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from bot.dialogue import answerability
 from bot.dialogue.engine import ConversationKey, Engine
 from bot.kb.loader import KnowledgeBase
 from bot.kb.service import KnowledgeService, Snapshot
@@ -80,6 +84,7 @@ class Metrics:
     clarify_recall: float
     fallback_precision: float
     fallback_recall: float
+    misleading: float = 0.0  # cases answered confidently with an entry that is not an answer
     by_category: dict[str, tuple[int, int]] = field(default_factory=dict)
     confused: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -144,10 +149,10 @@ def check_cases(cases: Sequence[Case], kb: KnowledgeBase) -> list[str]:
 # ---------------------------------------------------------------------- the systems
 
 
-def run_engine(service: KnowledgeService, settings: Settings, cases: Sequence[Case]
-               ) -> list[Outcome]:
+def run_engine(service: KnowledgeService, settings: Settings, cases: Sequence[Case],
+               engine: Engine | None = None) -> list[Outcome]:
     """Put every case through a fresh conversation with the real engine."""
-    engine = Engine(service, SQLiteStore(":memory:"), settings)
+    engine = engine or Engine(service, SQLiteStore(":memory:"), settings)
     snap = service.current
     outcomes = []
     for i, case in enumerate(cases):
@@ -165,9 +170,51 @@ def run_engine(service: KnowledgeService, settings: Settings, cases: Sequence[Ca
     return outcomes
 
 
+def answerability_rows(service: KnowledgeService, settings: Settings, cases: Sequence[Case]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Run the engine without the learned judgement and record, for each case, the last
+    decision it would have put to it: the features, and whether that entry is an answer."""
+    engine = Engine(service, SQLiteStore(":memory:"), replace(settings,
+                                                               learned_answerability=False))
+    rows, labels = [], []
+    for i, case in enumerate(cases):
+        key = ConversationKey("train", "dev", str(i))
+        for turn in case.turns:
+            engine.trace = []
+            engine.reply(key, turn)
+        if engine.trace:
+            entry, described = engine.trace[-1]
+            rows.append(described)
+            labels.append(1.0 if entry in case.expect else 0.0)
+    engine.trace = None
+    return np.array(rows), np.array(labels)
+
+
+def train_answerability(service: KnowledgeService, settings: Settings, cases: Sequence[Case]
+                        ) -> tuple[answerability.Model, dict[str, int], int]:
+    """Train the judgement on the calibration half; return it, its 5-fold confusion counts
+    there, and how many decisions it learned from."""
+    calibration = select(cases, "calibrate")
+    x, y = answerability_rows(service, settings, calibration)
+    grid = [round(t, 2) for t in np.arange(0.2, 0.81, 0.05)]
+    model = answerability.train(x, y, grid)
+    # The threshold that serves best end to end: most correct outcomes on the calibration
+    # half, then fewest misleading answers (the worst outcome for a seller).
+    best = (-1.0, 0.0, model.threshold)
+    for threshold in (0.4, 0.45, 0.5, 0.55, 0.6, 0.65):
+        engine = Engine(service, SQLiteStore(":memory:"), settings)
+        engine.judge = replace(model, threshold=threshold)
+        m = score(run_engine(service, settings, calibration, engine))
+        best = max(best, (m.overall, -m.misleading, threshold))
+    model = replace(model, threshold=best[2])
+    return model, answerability.cross_validate(x, y, 5, grid), len(y)
+
+
 def channel_scores(snap: Snapshot, cases: Sequence[Case], channel: str
                    ) -> list[list[tuple[str, float]]]:
-    """Score every entry for every case on one channel ("dense" or "lexical"), best first."""
+    """Score every entry for every case on one channel ("dense", "lexical" or "hybrid")."""
+    if channel == "hybrid":
+        return hybrid_scores(snap, cases)
     index = snap.index
     n = len(index.keys)
     rows: list[list[tuple[str, float]]] = []
@@ -181,6 +228,65 @@ def channel_scores(snap: Snapshot, cases: Sequence[Case], channel: str
         scored = [(h.key, h.dense if channel == "dense" else h.lexical) for h in hits]
         rows.append(sorted(scored, key=lambda kv: -kv[1]))
     return rows
+
+
+def _has_jieba() -> bool:
+    try:
+        import jieba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+RRF_C = 60
+
+
+def hybrid_scores(snap: Snapshot, cases: Sequence[Case]) -> list[list[tuple[str, float]]]:
+    """Score entries the way a Chatchat-style retriever does: jieba BM25 and dense, fused by
+    weighted reciprocal rank (0.5/0.5, c=60), rescaled so 1.0 means first on both lists."""
+    import jieba
+
+    jieba.setLogLevel(60)  # jieba prints its dictionary loading to stderr
+    keys = list(snap.kb.entries)
+    docs = [jieba.lcut_for_search(" ".join((e.title, *e.questions, e.answer)).lower())
+            for e in snap.kb.entries.values()]
+    bm25 = _BM25(docs)
+    dense_rows = channel_scores(snap, cases, "dense")
+    rows = []
+    for case, dense in zip(cases, dense_rows, strict=True):
+        query = jieba.lcut_for_search(" ".join(case.turns).lower())
+        lexical = sorted(zip(keys, bm25.scores(query), strict=True), key=lambda kv: -kv[1])
+        fused: dict[str, float] = {}
+        for ranked in (lexical, dense):
+            for rank, (key, _) in enumerate(ranked, 1):
+                fused[key] = fused.get(key, 0.0) + 0.5 / (RRF_C + rank)
+        best = 1.0 / (RRF_C + 1)
+        rows.append(sorted(((k, v / best) for k, v in fused.items()), key=lambda kv: -kv[1]))
+    return rows
+
+
+class _BM25:
+    """Okapi BM25 over token lists (k1 1.5, b 0.75), as rank_bm25 computes it."""
+
+    def __init__(self, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.tf = [Counter(d) for d in docs]
+        self.lengths = np.array([len(d) for d in docs], dtype=float)
+        self.avg = float(self.lengths.mean()) if len(docs) else 0.0
+        df = Counter(t for d in self.tf for t in d)
+        n = len(docs)
+        self.idf = {t: float(np.log((n - f + 0.5) / (f + 0.5) + 1.0)) for t, f in df.items()}
+
+    def scores(self, query: Sequence[str]) -> list[float]:
+        out = np.zeros(len(self.tf))
+        norm = self.k1 * (1 - self.b + self.b * self.lengths / (self.avg or 1.0))
+        for token in set(query):
+            idf = self.idf.get(token)
+            if idf is None:
+                continue
+            freq = np.array([tf.get(token, 0) for tf in self.tf], dtype=float)
+            out += idf * freq * (self.k1 + 1) / (freq + norm)
+        return [float(x) for x in out]
 
 
 def baseline_outcomes(cases: Sequence[Case], scores: Sequence[Sequence[tuple[str, float]]],
@@ -237,6 +343,8 @@ def score(outcomes: Sequence[Outcome]) -> Metrics:
                                  len(said[FALLBACK])),
         fallback_recall=ratio(sum(o.correct for o in wanted[FALLBACK]),
                               len(wanted[FALLBACK])),
+        misleading=ratio(sum(o.got not in (CLARIFY, FALLBACK) and o.got not in o.case.expect
+                             for o in outcomes), len(outcomes)),
         by_category=by_category,
         confused=[(a, b, n) for (a, b), n in confused.most_common(8)],
     )
@@ -261,7 +369,9 @@ def evaluate(service: KnowledgeService, settings: Settings, cases: Sequence[Case
     full = run_engine(service, settings, chosen)
     systems = {"full": score(full)}
     thresholds: dict[str, object] = {"full": settings.thresholds}
-    for channel in ("lexical", "dense"):
+    for channel in ("lexical", "dense", "hybrid"):
+        if channel == "hybrid" and not _has_jieba():
+            continue
         threshold = calibrate_baseline(calibration, channel_scores(snap, calibration, channel))
         outcomes = baseline_outcomes(chosen, channel_scores(snap, chosen, channel), threshold)
         systems[channel] = score(outcomes)
@@ -317,6 +427,7 @@ def format_report(result: Evaluation) -> str:
         ("clarify recall", lambda m: _pct(m.clarify_recall)),
         ("fallback precision", lambda m: _pct(m.fallback_precision)),
         ("fallback recall", lambda m: _pct(m.fallback_recall)),
+        ("misleading answers", lambda m: _pct(m.misleading)),
     ]
     for label, cell in rows:
         lines.append(f"{label:26}" + "".join(f"{cell(m):>10}" for m in systems))

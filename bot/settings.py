@@ -81,6 +81,17 @@ class Environment(BaseSettings):
     WECOM_APP_AGENT_ID: str = ""
     WECOM_API_BASE_URL: str = "https://qyapi.weixin.qq.com"
     WECOM_REPLY_BUDGET: float = Field(3.0, ge=0, le=4.5)
+    # Knowledge console (/admin): name:pbkdf2_sha256$iterations$salt$hash, comma-separated;
+    # hashes, never passwords (`python -m bot console hash-password`). Empty: console off.
+    BOT_CONSOLE_USERS: str = ""
+
+    @field_validator("BOT_CONSOLE_USERS")
+    @classmethod
+    def _console_users(cls, value: str) -> str:
+        from bot.console.auth import parse_users
+
+        parse_users(value)  # raises ValueError naming the entry, never echoing a hash
+        return value.strip()
 
     @field_validator("BOT_LOG_LEVEL", mode="before")
     @classmethod
@@ -201,6 +212,7 @@ class Settings:
     user_rate_window: float = 60.0
     retention_days: float = 90.0  # unanswered questions, feedback and reply logs are kept this long
     redis_url: str = field(default="", repr=False)  # shared state for replicas; empty: SQLite
+    learned_answerability: bool = True  # judge answers with bot/dialogue/answerability.json
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -18,14 +18,19 @@ from typing import NamedTuple
 import numpy as np
 
 from bot.copy import say
+from bot.dialogue.answerability import Model, Vocabulary, features
 from bot.dialogue.replies import NONE_OF_THESE, Option, Reply
 from bot.dialogue.senses import (
+    LONG_MESSAGE,
     ConceptView,
     entry_option,
+    is_follow_up,
     language,
     looks_like_pick,
+    other_sense,
     pick_option,
     sense_id,
+    windows,
 )
 from bot.kb.freshness import judge
 from bot.kb.loader import Concept, Entry
@@ -37,8 +42,9 @@ from index.search import Hit
 
 log = logging.getLogger(__name__)
 
-NONE_LABEL = "都不是"
 SHOWN = 20  # answered entries a conversation remembers, for feedback on them
+LAST_QUESTION_CHARS = 120  # how much of the last question a follow-up inherits
+ASKING_BONUS = 0.05  # a clause that asks something is more likely the question
 
 
 class ConversationKey(NamedTuple):
@@ -80,6 +86,7 @@ class _Scope:
     chitchat: tuple[str, ...]
     views: tuple[ConceptView, ...]
     entry_texts: dict[str, str]
+    vocabulary: Vocabulary
 
 
 class Engine:
@@ -92,6 +99,9 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self._scope: _Scope | None = None
+        self.judge: Model | None = Model.load() if settings.learned_answerability else None
+        # Training the judgement records what it is asked: (entry, features) per decision.
+        self.trace: list[tuple[str, np.ndarray]] | None = None
         # One lock per live conversation: its state is read, changed and written back whole,
         # so two messages from one user handled on two threads must take turns.
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
@@ -139,11 +149,59 @@ class Engine:
                 turn.conv.pending = None
                 return self._resolve(turn, pending, option)
         turn.conv.pending = None  # a new question replaces whatever was pending
+        which = other_sense(turn.text)
+        if which is not None and turn.conv.last_sense:
+            reply = self._other_sense(turn, which)
+            if reply is not None:
+                return reply
         if looks_like_pick(turn.text):
             # A number with nothing on offer picks nothing: it is no question to look up.
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
+        if turn.conv.last_question and is_follow_up(turn.text):
+            # "那兴趣博主呢", "要多久": the subject is the previous question's.
+            turn.text = f"{turn.conv.last_question} {turn.text}"
+        elif len(turn.text) >= LONG_MESSAGE:
+            turn.text = self._focus(turn)
         return self._ask(turn)
+
+    def _focus(self, turn: Turn) -> str:
+        """Find the question inside a long message: the clause (or pair of clauses) the
+        knowledge matches best, preferring ones that ask something, if it beats the whole."""
+        index = turn.snap.index
+
+        def best(text: str, asking: bool) -> float:
+            hits = index.search(text, top_k=1)
+            return (hits[0].score if hits else 0.0) + (ASKING_BONUS if asking else 0.0)
+
+        whole = best(turn.text, False)
+        spans = windows(turn.text)
+        if not spans or whole >= self.settings.thresholds.answer:
+            # The whole message already finds its entry: its story helps, not hurts.
+            return turn.text
+        span, score = max(((s, best(s, asking)) for s, asking in spans), key=lambda x: x[1])
+        return span if score > whole else turn.text
+
+    def _other_sense(self, turn: Turn, which: int) -> Reply | None:
+        """Answer "那另一种呢" with the sense the user did not pick last time."""
+        concept_id, _, picked = turn.conv.last_sense.partition(".")
+        concept = next((c for c in turn.snap.kb.concepts if c.id == concept_id), None)
+        if concept is None or not turn.conv.last_question:
+            return None
+        senses = list(concept.senses)
+        if which == 0:
+            others = [s for s in senses if s.id != picked]
+            sense = others[0] if others else None
+        else:
+            sense = senses[which - 1] if which <= len(senses) else None
+        if sense is None:
+            return None
+        turn.text = turn.conv.last_question
+        hits = turn.snap.index.search(turn.text, set(sense.entries), top_k=1)
+        if not hits:
+            return None
+        turn.conv.last_sense = sense_id(concept, sense)
+        return self._answer(turn, hits[0])
 
     def _ask(self, turn: Turn) -> Reply:
         snap, th = turn.snap, self.settings.thresholds
@@ -166,7 +224,7 @@ class Engine:
         if named and not (hits and contains_which(self._entry_text(scope, hits[0].key), named)):
             return Reply("fallback", reason="other_platform", lang=turn.lang,
                          message=turn.say("other_platform", platforms="、".join(named)))
-        if contains_any(turn.norm, scope.chitchat) and not (hits and self._trusted(hits[0])):
+        if contains_any(turn.norm, scope.chitchat) and not self._trusted(turn, hits):
             return self._notice(turn, "chitchat")
 
         for view in scope.views:
@@ -176,25 +234,25 @@ class Engine:
             if sense is None:
                 top = hits[0] if hits else None
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.
-                if (top and top.key in view.concept.general and self._trusted(top)
+                if (top and top.key in view.concept.general and self._trusted(turn, hits)
                         and contains_any(turn.norm, view.general_cues)):
                     return self._answer(turn, top)
                 # So does one whose other words single out one sense ("导流新规几号执行"): asking
                 # which sense is meant is pointless when no other sense comes close.
-                if (top and self._trusted(top)
+                if (top and self._trusted(turn, hits)
                         and self._sense_gap(view, snap, top, turn.norm, query) >= th.decisive):
                     return self._answer(turn, top)
-                return self._clarify(turn, view.options(), view.concept, 0.0)
+                return self._clarify(turn, view.options(turn.lang), view.concept, 0.0)
             in_sense = snap.index.search_normalised(turn.norm, query, set(sense.entries), top_k=1)
             if in_sense and in_sense[0].score >= th.sense_floor:
                 return self._answer(turn, in_sense[0])
 
-        if not hits or not self._trusted(hits[0]):
+        if not self._trusted(turn, hits):
             return self._not_covered(turn, hits)
         close = [h for h in hits[1:3] if hits[0].score - h.score < th.margin
                  and h.score >= th.answer]
         if close:
-            options = [entry_option(snap.kb.entries[h.key]) for h in (hits[0], *close)]
+            options = [entry_option(snap.kb.entries[h.key], turn.lang) for h in (hits[0], *close)]
             return self._clarify(turn, options, None, hits[0].score)
         return self._answer(turn, hits[0])
 
@@ -217,6 +275,7 @@ class Engine:
             if sense is not None:
                 # Remember the choice: later questions in this conversation use its sense.
                 turn.conv.history = [*turn.conv.history, snap.normalizer(sense.label)]
+                turn.conv.last_sense = option.id
                 hits = snap.index.search(pending.question, set(sense.entries), top_k=1)
                 if hits:
                     return self._answer(turn, hits[0])
@@ -230,11 +289,12 @@ class Engine:
 
     def _answer(self, turn: Turn, hit: Hit) -> Reply:
         entry = turn.snap.kb.entries[hit.key]
-        related = tuple(entry_option(turn.snap.kb.entries[r]) for r in entry.related[:3]
+        related = tuple(entry_option(turn.snap.kb.entries[r], turn.lang) for r in entry.related[:3]
                         if r in turn.snap.kb.entries)
         if related:
             turn.conv.pending = Pending("suggest", turn.text, list(related), None, turn.now)
         turn.conv.shown = [*(e for e in turn.conv.shown if e != entry.id), entry.id][-SHOWN:]
+        turn.conv.last_question = turn.text[-LAST_QUESTION_CHARS:]
         return Reply("answer", score=hit.score, entry=entry, options=related, lang=turn.lang,
                      notices=self._freshness(turn, entry))
 
@@ -254,10 +314,11 @@ class Engine:
 
     def _clarify(self, turn: Turn, options: list[Option], concept: Concept | None,
                  score: float) -> Reply:
-        options = [*options, Option(NONE_OF_THESE, NONE_LABEL)]
+        options = [*options, Option(NONE_OF_THESE, turn.say("none_label"))]
         turn.conv.pending = Pending("concept" if concept else "candidates", turn.text, options,
                                     concept.id if concept else None, turn.now)
-        message = concept.question if concept else turn.say("which_one")
+        message = ((concept.question_en if turn.lang == "en" and concept.question_en
+                    else concept.question) if concept else turn.say("which_one"))
         return Reply("clarify", score=score, message=message, options=tuple(options),
                      lang=turn.lang, concept=concept.id if concept else None)
 
@@ -270,7 +331,7 @@ class Engine:
     def _suggestions(self, turn: Turn, hits: list[Hit]) -> tuple[Option, ...]:
         """Offer up to three nearest topics, and keep them pickable by number."""
         floor = self.settings.thresholds.suggest_floor
-        nearest = tuple(entry_option(turn.snap.kb.entries[h.key]) for h in hits
+        nearest = tuple(entry_option(turn.snap.kb.entries[h.key], turn.lang) for h in hits
                         if h.score >= floor)[:3]
         if nearest:
             turn.conv.pending = Pending("suggest", turn.text, list(nearest), None, turn.now)
@@ -323,26 +384,47 @@ class Engine:
         scope = self._scope
         if scope is None or scope.snap is not snap:
             n, kb = snap.normalizer, snap.kb
+            texts = {e.id: n(" ".join((e.title, *e.questions, e.answer, e.title_en,
+                                       *e.questions_en, e.answer_en)))
+                     for e in kb.entries.values()}
             scope = self._scope = _Scope(
                 snap, tuple(w for w in map(n, kb.other_platforms) if w),
                 tuple(w for w in map(n, kb.declined_requests) if w),
                 frozenset(w for w in map(n, kb.greetings) if w),
                 tuple(w for w in map(n, kb.chitchat) if w),
-                tuple(ConceptView.of(c, n) for c in kb.concepts), {})
+                tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
+                Vocabulary.of(texts, {e.id: n(" ".join((e.title, *e.questions, e.title_en,
+                                                          *e.questions_en)))
+                                      for e in kb.entries.values()}))
         return scope
 
     def _entry_text(self, scope: _Scope, key: str) -> str:
-        """Return an entry's title, questions and answer, normalised (memoised per snapshot)."""
-        if key not in scope.entry_texts:
-            entry = scope.snap.kb.entries[key]
-            scope.entry_texts[key] = scope.snap.normalizer(
-                " ".join((entry.title, *entry.questions, entry.answer)))
+        """Return an entry's title, questions and answers, normalised (once per snapshot)."""
         return scope.entry_texts[key]
 
-    def _trusted(self, hit: Hit) -> bool:
-        """Tell whether a hit may be the answer: a high enough score, with some likeness in
-        meaning (a bare word match such as "2" against "2 万" is no evidence on its own)."""
-        return hit.score >= self.settings.thresholds.answer and hit.dense > 0.0
+    def _trusted(self, turn: Turn, hits: list[Hit]) -> bool:
+        """Tell whether the best hit may be the answer: a high enough score with some likeness
+        in meaning (a bare word match such as "2" against "2 万" is no evidence on its own),
+        and, with the learned judgement, an entry that covers what the question asks."""
+        if not hits:
+            return False
+        top = hits[0]
+        if top.score < self.settings.thresholds.answer or top.dense <= 0.0:
+            return False
+        if self.judge is None and self.trace is None:
+            return True
+        described = self.describe(turn, hits)
+        if self.trace is not None:
+            self.trace.append((top.key, described))
+        return self.judge is None or self.judge.answers(described)
+
+    def describe(self, turn: Turn, hits: list[Hit]) -> np.ndarray:
+        """The answerability features of a question and its best hit."""
+        top = hits[0]
+        gap = top.score - (hits[1].score if len(hits) > 1 else 0.0)
+        vocabulary = self._scope_of(turn.snap).vocabulary
+        return features(turn.norm or turn.snap.normalizer(turn.text), top.key, top.score,
+                        top.dense, top.lexical, gap, vocabulary)
 
     def _sense_gap(self, view: ConceptView, snap: Snapshot, top: Hit, norm: str,
                    query: np.ndarray) -> float:

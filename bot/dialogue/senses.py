@@ -6,6 +6,7 @@ offered option a reply picks.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -45,9 +46,10 @@ class ConceptView:
         leaders = [sense for n, sense in counts if n == best]
         return leaders[0] if best > 0 and len(leaders) == 1 else None
 
-    def options(self) -> list[Option]:
-        """Return one option per sense."""
-        return [Option(sense_id(self.concept, s), s.label) for s in self.concept.senses]
+    def options(self, lang: str = "zh") -> list[Option]:
+        """Return one option per sense, labelled in the user's language where possible."""
+        return [Option(sense_id(self.concept, s), s.label_en if lang == "en" and s.label_en
+                       else s.label) for s in self.concept.senses]
 
 
 def affirms(text: str, cue: str) -> bool:
@@ -65,9 +67,9 @@ def sense_id(concept: Concept, sense: Sense) -> str:
     return f"{concept.id}.{sense.id}"
 
 
-def entry_option(entry: Entry) -> Option:
-    """Offer an entry by its title."""
-    return Option(entry.id, entry.title)
+def entry_option(entry: Entry, lang: str = "zh") -> Option:
+    """Offer an entry by its title, in English where the user writes English."""
+    return Option(entry.id, entry.title_en if lang == "en" and entry.title_en else entry.title)
 
 
 def pick_option(options: Sequence[Option], text: str,
@@ -89,6 +91,49 @@ def pick_option(options: Sequence[Option], text: str,
     if raw in _NONE_WORDS:
         return next((o for o in options if o.id == NONE_OF_THESE), None)
     return None
+
+
+_OTHER_SENSE = re.compile(r"^(?:那|那么)?(?:另一种|另外一种|另一个|另外一个|另外那种|另一类|"
+                          r"第\s*([一二三四五2-5])\s*(?:种|个|类))(?:呢|吧|怎么办|怎么弄|怎么样)?$")
+_FOLLOW_START = ("那", "那么", "要是", "如果是", "换成", "what about", "and ", "how about")
+_FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎么收费", "费用", "门槛", "条件",
+                "怎么申请", "能退吗", "有效期", "什么时候", "哪年", "how much", "how long")
+FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
+
+
+def other_sense(text: str) -> int | None:
+    """Return which other sense "那另一种呢" / "第三种呢" asks for: 0 for "the other", or N."""
+    raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
+    match = _OTHER_SENSE.match(raw)
+    if not match:
+        return None
+    token = match.group(1)
+    if not token:
+        return 0
+    return int(token) if token.isdigit() else _CN_DIGITS[token]
+
+
+def is_follow_up(text: str) -> bool:
+    """Tell whether a short message leans on the previous question ("那兴趣博主呢", "要多久")."""
+    raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
+    if not raw or len(raw) > FOLLOW_UP_CHARS * (3 if raw.isascii() else 1):
+        return False
+    return (raw.startswith(_FOLLOW_START) or raw.endswith("呢")
+            or any(raw.startswith(a) or raw == a for a in _FOLLOW_ASKS))
+
+
+_CLAUSE_END = re.compile(r"(?<=[，,。！!？?；;\n…])")
+_ASKING = ("吗", "？", "?", "怎么", "多少", "几", "是不是", "能不能", "可不可以", "会不会", "什么",
+           "哪", "咋", "how", "what", "can ", "why")
+LONG_MESSAGE = 40  # characters from which a message is read clause by clause
+
+
+def windows(text: str) -> list[tuple[str, bool]]:
+    """Cut a long message into clauses and pairs of neighbouring clauses, each marked with
+    whether it asks something (a question sits in one clause; the rest is the story)."""
+    clauses = [c.strip() for c in _CLAUSE_END.split(text) if len(c.strip()) >= 4]
+    spans = clauses + [a + b for a, b in itertools.pairwise(clauses)]
+    return [(span, any(word in span.lower() for word in _ASKING)) for span in spans]
 
 
 def looks_like_pick(text: str) -> bool:

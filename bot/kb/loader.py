@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bot.copy import known, say
 from index.normalize import Normalizer
 
 BASIS_LABELS = {
@@ -66,16 +67,32 @@ DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about the knowledge files."""
+    """One finding about the knowledge files.
+
+    message is a bot/copy.py key (kb_...) filled in with values, so the text is chosen in the
+    reader's language when printed; any other message is shown as written.
+    """
 
     path: str
     line: int
     message: str
     severity: str = "error"
+    values: tuple[tuple[str, object], ...] = ()
+
+    def text(self, lang: str = "zh") -> str:
+        """Return `file:line: message` in lang (Chinese, the maintainers' language, or "en")."""
+        body = (say(lang, self.message, **dict(self.values)) if known(self.message)
+                else self.message)
+        tag = "" if self.severity == "error" else say(lang, "kb_warning")
+        return f"{self.path}:{self.line}: {tag}{body}"
 
     def __str__(self) -> str:
-        tag = "" if self.severity == "error" else f"{self.severity}: "
-        return f"{self.path}:{self.line}: {tag}{self.message}"
+        return self.text()
+
+
+def _problem(path: str, line: int, key: str, severity: str = "error",
+             **values: object) -> Problem:
+    return Problem(path, line, key, severity, tuple(values.items()))
 
 
 class KnowledgeError(Exception):
@@ -142,6 +159,7 @@ class Sense:
     label: str
     cues: tuple[str, ...]
     entries: tuple[str, ...]
+    label_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,6 +173,7 @@ class Concept:
     senses: tuple[Sense, ...]
     general: tuple[str, ...] = ()
     general_cues: tuple[str, ...] = ()
+    question_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,11 +225,13 @@ class KnowledgeBase:
             Concept(
                 id=c["id"], term=c["term"], terms=tuple(c["terms"]), question=c["question"],
                 senses=tuple(
-                    Sense(s["id"], s["label"], tuple(s["cues"]), tuple(s["entries"]))
+                    Sense(s["id"], s["label"], tuple(s["cues"]), tuple(s["entries"]),
+                          s.get("label_en", ""))
                     for s in c["senses"]
                 ),
                 general=tuple(c["general"]),
                 general_cues=tuple(c.get("general_cues", ())),
+                question_en=c.get("question_en", ""),
             )
             for c in data["concepts"]
         )
@@ -256,9 +277,9 @@ def _parse_yaml(text: str, path: str, offset: int, problems: list[Problem]) -> A
         # missing its ':'); the problem mark is where the parser gave up, often a line later.
         mark = exc.context_mark or exc.problem_mark
         line = (mark.line + 1 if mark else 1) + offset
-        problems.append(Problem(path, line, f"YAML syntax error: {exc.problem or exc}"))
+        problems.append(_problem(path, line, "kb_yaml_syntax", detail=exc.problem or str(exc)))
     except yaml.YAMLError as exc:
-        problems.append(Problem(path, 1 + offset, f"YAML error: {exc}"))
+        problems.append(_problem(path, 1 + offset, "kb_yaml_error", detail=str(exc)))
     return None
 
 
@@ -286,70 +307,67 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
     try:
         text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is harmless
     except UnicodeDecodeError as exc:
-        problems.append(Problem(rel, 1, f"not UTF-8 text ({exc.reason})"))
+        problems.append(_problem(rel, 1, "kb_not_utf8", reason=exc.reason))
         return None
     parts = _split_front_matter(text)
     if parts is None:
-        problems.append(Problem(rel, 1, "missing front matter: the file must start with a '---' "
-                                        "line, the fields, and another '---' line"))
+        problems.append(_problem(rel, 1, "kb_no_front_matter"))
         return None
     head, body, body_line = parts
     data = _parse_yaml(head, rel, 1, problems)
     if data is None:
         if not problems or problems[-1].path != rel:
-            problems.append(Problem(rel, 2, "the front matter is empty"))
+            problems.append(_problem(rel, 2, "kb_front_matter_empty"))
         return None
     if not isinstance(data, dict):
-        problems.append(Problem(rel, 2, "the front matter must be 'field: value' lines"))
+        problems.append(_problem(rel, 2, "kb_front_matter_lines"))
         return None
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
-        problems.append(Problem(rel, 2, f"field names must be words like 'title:', not {odd[0]!r}"))
+        problems.append(_problem(rel, 2, "kb_field_name", name=repr(odd[0])))
         return None
     at = {str(k): _line_of(k, 1) + 1 for k in data}  # +1: the opening '---' line
     count = len(problems)
     for key in data:
         if key not in ENTRY_FIELDS:
-            problems.append(Problem(rel, at[key], f"unknown field '{key}'"))
+            problems.append(_problem(rel, at[key], "kb_unknown_field", field=key))
     for key in REQUIRED_FIELDS:
         if data.get(key) in (None, "", []):
-            problems.append(Problem(rel, at.get(key, 2), f"missing field '{key}'"))
+            problems.append(_problem(rel, at.get(key, 2), "kb_missing_field", field=key))
     answer, _, answer_en = (part.strip() for part in _split_english(body))
     if not answer:
-        problems.append(Problem(rel, body_line, "the answer (the text after the second '---') "
-                                                "is empty"))
+        problems.append(_problem(rel, body_line, "kb_empty_answer"))
     entry_id = _as_text(data.get("id"))
     if entry_id and not _ID.match(entry_id):
-        problems.append(Problem(rel, at["id"], f"id '{entry_id}' must be 2-40 lower-case "
-                                               "letters, digits or '-'"))
+        problems.append(_problem(rel, at["id"], "kb_bad_id", id=entry_id))
     questions = _string_list(data.get("questions"), rel, at.get("questions", 2), problems)
     if data.get("questions") and len(questions) < MIN_QUESTIONS:
-        problems.append(Problem(rel, at["questions"], f"needs at least {MIN_QUESTIONS} "
-                                                      f"questions, has {len(questions)}"))
+        problems.append(_problem(rel, at["questions"], "kb_few_questions", least=MIN_QUESTIONS,
+                                 count=len(questions)))
     basis = _BASIS_WORDS.get(_as_text(data.get("basis")).lower())
     if data.get("basis") and basis is None:
-        problems.append(Problem(rel, at["basis"], f"basis '{_as_text(data.get('basis'))}' must "
-                                                  f"be one of {', '.join(BASIS_LABELS.values())}"))
+        problems.append(_problem(rel, at["basis"], "kb_bad_basis",
+                                 basis=_as_text(data.get("basis")),
+                                 choices="、".join(BASIS_LABELS.values()),
+                                 keys=", ".join(BASIS_LABELS)))
     as_of = _as_text(data.get("as_of"))
     if as_of and not _DATE.match(as_of):
-        problems.append(Problem(rel, at["as_of"], f"as_of '{as_of}' must be a date like "
-                                                  "2025-05-19, 2025-05 or 2025"))
+        problems.append(_problem(rel, at["as_of"], "kb_bad_as_of", value=as_of))
     sources = _sources(data.get("sources"), rel, at.get("sources", 2), problems)
     if basis == "official" and sources and not any(s.official for s in sources):
-        problems.append(Problem(rel, at["basis"], "basis 官方规则 needs the platform's own "
-                                f"document among the sources (a page on {OFFICIAL_HOSTS[0]}); "
-                                "a page that reports or reprints a rule is 媒体报道"))
+        problems.append(_problem(rel, at["basis"], "kb_official_source",
+                                 host=OFFICIAL_HOSTS[0]))
     questions_en = _string_list(data.get("questions_en"), rel, at.get("questions_en", 2),
                                 problems)
     validity = {}
     for key in ("valid_from", "valid_until"):
         validity[key] = _as_text(data.get(key))
         if validity[key] and not _FULL_DATE.match(validity[key]):
-            problems.append(Problem(rel, at[key], f"{key} '{validity[key]}' must be a date like "
-                                                  "2026-08-31"))
+            problems.append(_problem(rel, at[key], "kb_bad_full_date", field=key,
+                                     value=validity[key]))
     if (validity["valid_from"] and validity["valid_until"]
             and validity["valid_until"] < validity["valid_from"]):
-        problems.append(Problem(rel, at["valid_until"], "valid_until is before valid_from"))
+        problems.append(_problem(rel, at["valid_until"], "kb_until_before_from"))
     if len(problems) > count:
         return None
     return Entry(
@@ -389,12 +407,12 @@ def _string_list(
     if value is None:
         return []
     if not isinstance(value, list):
-        problems.append(Problem(rel, line, "expected a list ('- item' lines)"))
+        problems.append(_problem(rel, line, "kb_not_a_list"))
         return []
     out = []
     for item in value:
         if not isinstance(item, str) or not item.strip():
-            problems.append(Problem(rel, line, f"list item {item!r} must be non-empty text"))
+            problems.append(_problem(rel, line, "kb_bad_list_item", item=repr(item)))
             continue
         text = _Text(item.strip())
         text.line = _line_of(item, line - offset) + offset
@@ -405,19 +423,17 @@ def _string_list(
 def _sources(value: Any, rel: str, line: int, problems: list[Problem]) -> list[Source]:
     if not isinstance(value, list):
         if value is not None:
-            problems.append(Problem(rel, line, "sources must be a list of 'ref' and 'date'"))
+            problems.append(_problem(rel, line, "kb_sources_not_list"))
         return []
     out = []
     for item in value:
         if not isinstance(item, dict) or not _as_text(item.get("ref")):
-            problems.append(Problem(rel, line, "each source needs 'ref' (a seed file name or "
-                                               "page address) and 'date'"))
+            problems.append(_problem(rel, line, "kb_source_fields"))
             continue
         date = _as_text(item.get("date"))
         if not (_DATE.match(date) or date in _UNDATED):
-            problems.append(Problem(rel, _line_of(item.get("ref"), line - 1) + 1,
-                                    f"source date '{date}' must be a date like 2025-05-19, "
-                                    "2025-05, 2025 or 'undated'"))
+            problems.append(_problem(rel, _line_of(item.get("ref"), line - 1) + 1,
+                                     "kb_bad_source_date", value=date))
             continue
         out.append(Source(_as_text(item["ref"]), date, _as_text(item.get("by"))))
     return out
@@ -433,38 +449,39 @@ def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Conce
     if data is None:
         return []
     if not isinstance(data, list):
-        problems.append(Problem(rel, 1, "concepts.yaml must be a list of concepts ('- id: ...')"))
+        problems.append(_problem(rel, 1, "kb_concepts_shape"))
         return []
     concepts = []
     for item in data:
         if not isinstance(item, dict):
-            problems.append(Problem(rel, 1, "each concept must be a mapping of fields"))
+            problems.append(_problem(rel, 1, "kb_concept_shape"))
             continue
         line = min((_line_of(k, 1) for k in item), default=1)
         missing = [k for k in ("id", "term", "question", "senses") if not item.get(k)]
         if missing:
-            problems.append(Problem(rel, line, f"concept is missing {', '.join(missing)}"))
+            problems.append(_problem(rel, line, "kb_concept_missing", fields=", ".join(missing)))
             continue
         senses = []
         for sense in item["senses"] or []:
             sline = min((_line_of(k, line) for k in sense), default=line)
             if not all(sense.get(k) for k in ("id", "label", "entries")):
-                problems.append(Problem(rel, sline, "each sense needs id, label and entries"))
+                problems.append(_problem(rel, sline, "kb_sense_fields"))
                 continue
             senses.append(Sense(
                 _as_text(sense["id"]), _as_text(sense["label"]),
                 tuple(_as_text(c) for c in sense.get("cues") or []),
                 tuple(_string_list(sense["entries"], rel, sline, problems, offset=0)),
+                _as_text(sense.get("label_en")),
             ))
         if len(senses) < 2:
-            problems.append(Problem(rel, line, f"concept '{item['id']}' needs at least two senses"))
+            problems.append(_problem(rel, line, "kb_two_senses", concept=item["id"]))
         term = _as_text(item["term"])
         terms = (term, *(_as_text(t) for t in item.get("terms") or []))
         general = tuple(_string_list(item.get("general"), rel, line, problems, offset=0))
         general_cues = tuple(_as_text(c) for c in item.get("general_cues") or DEFAULT_GENERAL_CUES)
         concepts.append(Concept(_as_text(item["id"]), term, tuple(dict.fromkeys(terms)),
                                 _as_text(item["question"]), tuple(senses), general,
-                                general_cues))
+                                general_cues, _as_text(item.get("question_en"))))
     return concepts
 
 
@@ -477,12 +494,12 @@ def _parse_aliases(path: Path, rel: str, problems: list[Problem]
     if data is None:
         return {}, (), ()
     if not isinstance(data, dict):
-        problems.append(Problem(rel, 1, "aliases.yaml needs 'aliases:' and 'terms:' sections"))
+        problems.append(_problem(rel, 1, "kb_aliases_shape"))
         return {}, (), ()
     aliases = {}
     for wrong, right in (data.get("aliases") or {}).items():
         if not _as_text(right):
-            problems.append(Problem(rel, _line_of(wrong, 1), f"alias '{wrong}' has no target"))
+            problems.append(_problem(rel, _line_of(wrong, 1), "kb_alias_no_target", alias=wrong))
             continue
         aliases[_as_text(wrong)] = _as_text(right)
     terms = tuple(_as_text(t) for t in data.get("terms") or [])
@@ -498,8 +515,7 @@ def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tup
     if data is None:
         return {}
     if not isinstance(data, dict):
-        problems.append(Problem(rel, 1, "scope.yaml needs 'other_platforms:' and "
-                                        "'declined_requests:' lists"))
+        problems.append(_problem(rel, 1, "kb_scope_shape"))
         return {}
     return {key: tuple(_string_list(data.get(key), rel, 1, problems, offset=0))
             for key in SCOPE_LISTS}
@@ -522,7 +538,7 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
     root = Path(root)
     problems: list[Problem] = []
     if not root.is_dir():
-        return None, [Problem(str(root), 0, "knowledge folder not found")]
+        return None, [_problem(str(root), 0, "kb_no_folder")]
 
     def rel(path: Path) -> str:
         return str(path.relative_to(root.parent)) if root.parent in path.parents else str(path)
@@ -530,24 +546,22 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
     entries: dict[str, Entry] = {}
     for path in sorted((root / "entries").rglob("*")):
         if path.is_file() and path.suffix != ".md" and not path.name.startswith("."):
-            problems.append(Problem(rel(path), 1, "not read: entries are .md files (rename it "
-                                                  "to .md, or move it out of entries/)",
-                                    "warning"))
+            problems.append(_problem(rel(path), 1, "kb_not_md", "warning"))
     for path in sorted((root / "entries").rglob("*.md")):
         entry = _parse_entry(path, rel(path), problems)
         if entry is None:
             continue
         if entry.id in entries:
             first = entries[entry.id]
-            problems.append(Problem(entry.path, entry.line, f"duplicate id '{entry.id}' (also "
-                                                            f"at {first.path}:{first.line})"))
+            problems.append(_problem(entry.path, entry.line, "kb_duplicate_id", id=entry.id,
+                                     where=f"{first.path}:{first.line}"))
             continue
         entries[entry.id] = entry
     concepts = _parse_concepts(root / "concepts.yaml", rel(root / "concepts.yaml"), problems)
     aliases, terms, ignore = _parse_aliases(root / "aliases.yaml", rel(root / "aliases.yaml"),
                                             problems)
     if not entries and not problems:
-        problems.append(Problem(rel(root / "entries"), 0, "no entries found"))
+        problems.append(_problem(rel(root / "entries"), 0, "kb_no_entries"))
     scope = _parse_scope(root / "scope.yaml", rel(root / "scope.yaml"), problems)
     kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings=(), **scope,
                        ignore=ignore)
@@ -564,24 +578,23 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
     """Check references between files and questions shared by two entries."""
     concept_ids = {c.id for c in kb.concepts}
     for entry in kb.entries.values():
-        if not entry.has_english:
-            yield Problem(entry.path, entry.line, "no English version: add title_en, "
-                          f"questions_en (at least {MIN_QUESTIONS_EN}) and a '{ENGLISH_MARKER}' "
-                          "section after the Chinese answer", "warning")
+        if not entry.has_english or len(entry.questions_en) < MIN_QUESTIONS_EN:
+            # English speakers are first-class users: every entry answers them too.
+            yield _problem(entry.path, entry.line, "kb_no_english", "error",
+                           least=MIN_QUESTIONS_EN, marker=ENGLISH_MARKER)
         for ref in entry.related:
             if ref not in kb.entries:
-                yield Problem(entry.path, _line_of(ref, entry.line),
-                              f"related entry '{ref}' does not exist")
+                yield _problem(entry.path, _line_of(ref, entry.line), "kb_unknown_related",
+                               ref=ref)
         for cid in entry.concepts:
             if cid not in concept_ids:
-                yield Problem(entry.path, _line_of(cid, entry.line),
-                              f"concept '{cid}' is not defined in concepts.yaml (defined: "
-                              f"{', '.join(sorted(concept_ids)) or 'none'})")
+                yield _problem(entry.path, _line_of(cid, entry.line), "kb_unknown_concept",
+                               concept=cid, defined=", ".join(sorted(concept_ids)) or "-")
     for concept in kb.concepts:
         for ref in (*concept.general, *(e for s in concept.senses for e in s.entries)):
             if ref not in kb.entries:
-                yield Problem(concepts_rel, _line_of(ref, 1),
-                              f"concept '{concept.id}' names unknown entry '{ref}'")
+                yield _problem(concepts_rel, _line_of(ref, 1), "kb_concept_unknown_entry",
+                               concept=concept.id, ref=ref)
     normalise = kb.normalizer()
     seen: dict[str, tuple[Entry, Any]] = {}
     for entry in kb.entries.values():
@@ -593,9 +606,12 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
                 continue  # a title repeated among its own questions does no harm
             if owner:
                 first, first_q = owner
-                where = (f"entry '{first.id}' ({first.path}:{_line_of(first_q, first.line)})"
-                         if first.id != entry.id else
-                         f"this entry already (line {_line_of(first_q, first.line)})")
-                yield Problem(entry.path, _line_of(question, entry.line),
-                              f"question '{question}' is also in {where}")
+                line = _line_of(question, entry.line)
+                if first.id != entry.id:
+                    yield _problem(entry.path, line, "kb_question_elsewhere", question=question,
+                                   other=first.id,
+                                   where=f"{first.path}:{_line_of(first_q, first.line)}")
+                else:
+                    yield _problem(entry.path, line, "kb_question_repeated", question=question,
+                                   at=_line_of(first_q, first.line))
             seen.setdefault(key, (entry, question))

@@ -33,6 +33,8 @@ class Conversation:
     pending: Pending | None = None
     history: list[str] = field(default_factory=list)  # recent normalised user messages
     shown: list[str] = field(default_factory=list)  # entries answered lately (for feedback)
+    last_question: str = ""  # the last question answered, for an elliptical follow-up
+    last_sense: str = ""  # "concept.sense" the user picked last, for "那另一种呢"
 
     def to_json(self) -> str:
         """Serialise for storage."""
@@ -47,7 +49,9 @@ class Conversation:
             pending["options"] = [Option(**o) for o in pending["options"]]
             pending = Pending(**pending)
         return cls(pending=pending, history=list(data.get("history", [])),
-                   shown=list(data.get("shown", [])))
+                   shown=list(data.get("shown", [])),
+                   last_question=str(data.get("last_question", "")),
+                   last_sense=str(data.get("last_sense", "")))
 
 
 @dataclass(frozen=True)

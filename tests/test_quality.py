@@ -156,3 +156,10 @@ def test_every_basis_label_is_used_or_allowed(service: KnowledgeService, label: 
     used = {e.basis_label for e in service.current.kb.entries.values()}
     assert "官方规则" not in used  # no platform document is among the sources yet
     assert used <= set(BASIS_LABELS.values())
+
+
+def test_kb_check_lists_expired_and_old_entries(run_cli) -> None:
+    result = run_cli("kb", "check", "--confusable", "0")
+    assert result.returncode == 0, result.stderr
+    assert "baiwan-mianyong: 有效期已结束（2026-08-31）" in result.stdout
+    assert "commission-history: 信息截至 2019，已超过一年" in result.stdout

@@ -25,6 +25,8 @@ COPY scripts ./scripts
 COPY bot ./bot
 COPY index ./index
 COPY knowledge ./knowledge
+# The development set: `bot eval` and the console's publish check run it.
+COPY tests/eval ./tests/eval
 
 # The same script `make test` runs: install, bake the model if asked, build the index.
 RUN scripts/image-build.sh /opt/venv /data "$ST_MODEL" \

@@ -338,10 +338,12 @@ def cmd_config_check(env: Environment, args: argparse.Namespace) -> int:
 def cmd_serve(env: Environment, args: argparse.Namespace) -> int:
     """Serve the configured chat channels until interrupted."""
     configured = channels.configured(env)
-    if not configured:
+    # The knowledge console alone is worth serving: maintainers prepare knowledge before a
+    # chat channel is connected.
+    if not configured and not env.BOT_CONSOLE_USERS.strip():
         print("no channel configured: set TELEGRAM_BOT_TOKEN or the WECOM_* variables "
-              "(see README); `python -m bot chat` talks to the bot in the terminal",
-              file=sys.stderr)
+              "(see README), or BOT_CONSOLE_USERS for the knowledge console alone; "
+              "`python -m bot chat` talks to the bot in the terminal", file=sys.stderr)
         return 2
     asyncio.run(serve(open_app(env), configured))
     return 0

@@ -59,8 +59,8 @@ class Vocabulary:
         df = Counter(t for ts in entry_terms.values() for t in ts)
         n = len(texts)
         idf = {t: math.log((n + 1) / (f + 1)) + 1.0 for t, f in df.items()}
-        return cls(entry_terms, question_terms, {k: bool(_HAS_NUMBER.search(t)) for k, t in texts.items()},
-                   idf, math.log(n + 1) + 1.0)
+        numbers = {k: bool(_HAS_NUMBER.search(t)) for k, t in texts.items()}
+        return cls(entry_terms, question_terms, numbers, idf, math.log(n + 1) + 1.0)
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unknown_idf)

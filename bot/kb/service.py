@@ -29,6 +29,7 @@ class Snapshot:
     index: SearchIndex
     normalizer: Normalizer
     origin: str  # "files", or the build folder served when the files are broken
+    version: str = ""  # the index build's folder name: which knowledge version serves
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ class KnowledgeService:
         else:
             log.info("built index: %d entries, %d texts embedded, %.2fs",
                      len(kb.entries), report.embedded, report.seconds)
-        return Snapshot(kb, index, normalizer, origin), report.embedded
+        version = report.build_dir.name if report.build_dir else "memory"
+        return Snapshot(kb, index, normalizer, origin, version), report.embedded
 
     def _last_good(self) -> Snapshot | None:
         build = current_build(self.index_root)

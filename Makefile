@@ -39,6 +39,7 @@ bench: $(VENV)/.full
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.channels
 	$(PY) -m benchmarks.size
+	$(PY) -m benchmarks.faults
 
 eval: $(VENV)/.full
 	$(PY) -m bot eval

@@ -5,12 +5,14 @@ one loaded Environment, and serve them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import channels
+from bot import channels, console
 from bot.channels.frontdesk import FrontDesk
 from bot.dialogue.engine import Engine
 from bot.kb.service import KnowledgeService
@@ -19,7 +21,7 @@ from bot.ops.server import lifecycle
 from bot.settings import Environment, Settings
 from bot.store.base import Store
 from bot.store.ratelimit import RateLimiter
-from bot.store.resilient import STORE_ERRORS, ResilientStore
+from bot.store.resilient import PROBE_EVERY, STORE_ERRORS, ResilientStore
 from bot.store.sqlite import SQLiteStore
 from index.encoders import make_encoder
 
@@ -50,8 +52,13 @@ def open_store(settings: Settings, path: Path | str | None = None) -> ResilientS
         if settings.redis_url and path is None:
             from bot.store.redis import RedisStore
 
-            redis_store = RedisStore(settings.redis_url, retention)
-            return ResilientStore(redis_store, retention, probe=redis_store.ping)
+            redis_store = RedisStore(settings.redis_url, retention, check=False)
+            shared = ResilientStore(redis_store, retention, probe=redis_store.ping)
+            try:
+                redis_store.ping()
+            except STORE_ERRORS as exc:  # down at start: serve from memory, join it later
+                shared.degrade(exc)
+            return shared
         primary: Store = SQLiteStore(path or settings.data_dir / "bot.sqlite", retention)
         return ResilientStore(primary, retention)
     except STORE_ERRORS as exc:
@@ -86,7 +93,7 @@ async def serve(app: App, configured: list[channels.Channel]) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     limiter = make_limiter(app)
-    announce = getattr(app.store.primary, "announce_reload", None)
+    announce = _announcer(app.store)
     runs = []
     routes: list[http.Routes] = []
     for channel in configured:
@@ -94,16 +101,22 @@ async def serve(app: App, configured: list[channels.Channel]) -> None:
                          channel.admins(app.env), announce=announce)
         routes += channel.routes(desk)
         runs.append(channel.run(desk, stop))
+    routes += console.routes(app)  # the knowledge console under /admin, when configured
     if announce is not None:
         from bot.store.redis import watch_reloads
 
         runs.append(watch_reloads(app.store.primary, app.service, stop))  # type: ignore[arg-type]
+        runs.append(_keep_recovering(app.store, stop))
     kb = app.service.current
-    lifecycle.info("serving %s with %d entries (%s)",
-                   ", ".join(c.name for c in configured), len(kb.kb.entries), kb.origin)
+    lifecycle.info("serving %s with %d entries, knowledge version %s (%s)",
+                   ", ".join(c.name for c in configured) or "the knowledge console",
+                   len(kb.kb.entries), kb.version,
+                   "from the files" if kb.origin == "files" else "last good build: files broken")
     # The HTTP server always runs: /healthz and /metrics, and the callbacks channels install.
-    runs.append(http.serve(http.application(*routes), app.env.HTTP_HOST, app.env.HTTP_PORT,
-                           stop))
+    # /healthz stays 200 while the store is degraded (the bot still answers) but says so.
+    site = http.application(*routes, health=lambda: {
+        "store": "degraded" if app.store.degraded else "ok"})
+    runs.append(http.serve(site, app.env.HTTP_HOST, app.env.HTTP_PORT, stop))
     tasks = [asyncio.ensure_future(run) for run in runs]
     try:
         # A channel that fails (a rejected token, a port in use) stops the whole bot.
@@ -113,3 +126,29 @@ async def serve(app: App, configured: list[channels.Channel]) -> None:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         lifecycle.info("stopped")
+
+
+def _announcer(store: ResilientStore) -> Callable[[], object] | None:
+    """Tell other replicas about a /reload; with Redis down, say so rather than fail it."""
+    announce = getattr(store.primary, "announce_reload", None)
+    if announce is None:
+        return None
+
+    def safely() -> object:
+        try:
+            return announce()
+        except STORE_ERRORS as exc:
+            log.error("reloaded here, but other replicas were not told (%s); send /reload to "
+                      "them once Redis is back", type(exc).__name__)
+            return None
+
+    return safely
+
+
+async def _keep_recovering(store: ResilientStore, stop: asyncio.Event) -> None:
+    """Without traffic nothing probes the store: go back to shared state all the same."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROBE_EVERY)
+        if store.degraded:
+            await asyncio.to_thread(store.recover)

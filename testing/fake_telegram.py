@@ -307,7 +307,9 @@ class RunningBot:
         application = tg.build_application(self.dialogue, self.config)
 
         async def started() -> None:
-            while not (application.updater and application.updater.running):
+            # Long polling runs PTB's updater; a webhook is served by the bot's own server.
+            while not (application.running and (self.config.webhook_url or (
+                    application.updater and application.updater.running))):
                 await asyncio.sleep(0.01)
             self.ready.set()
 

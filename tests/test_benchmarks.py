@@ -5,11 +5,13 @@ drivers reach the served bot, pair every question with its answer, and would see
 """
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks import channels
+from benchmarks import channels, faults
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +56,44 @@ def test_the_bookkeeping_sees_lost_and_doubled_answers() -> None:
     result = book.report(messages=2, elapsed=2.0)
     assert result["unanswered"] == 1 and result["answered_twice"] == 1
     assert result["replies_per_s"] == 1.5  # a doubled answer is not throughput
+
+
+# ---------------------------------------------------------------------- faults (issue 13)
+
+
+def test_the_fault_bookkeeping_sees_lost_failed_and_doubled_answers() -> None:
+    traffic = faults.Traffic([], rate=1.0)
+    traffic.deliveries = [
+        faults.Delivery("a", 0, "down", 0.1, "s1"),
+        faults.Delivery("a", 1, "down", 0.2, "s2", retry=True),  # a second answer: doubled
+        faults.Delivery("b", 0, "down", 0.1, None),  # an empty reply and nothing else: lost
+        faults.Delivery("c", 0, "frozen", 3.0, "s3", "抱歉，处理这个问题时出错了，请稍后再问。"),
+        faults.Delivery("d", 1, "after", 0.1, "s4"),
+        faults.Delivery("d", 0, "after", 0.1, None, retry=True),  # a retry recognised: fine
+    ]
+    result = faults._tally(traffic)
+    assert (result["answered"], result["lost"], result["failed"], result["doubled"]) == \
+        (2, 1, 1, 1)
+    assert result["max_frozen_ms"] == 3000 and result["messages"] == 4
+
+
+def test_the_stored_conversations_driver_fills_the_store_and_answers_every_callback(
+        template: Path, tmp_path: Path) -> None:
+    faults.store_conversations(tmp_path, 300)
+    with sqlite3.connect(tmp_path / "bot.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM conversations WHERE expires > ?",
+                          (time.time(),)).fetchone()[0] == 300
+    result = faults.wecom_stored(template, 300, requests=30, concurrency=8)
+    assert (result["stored"], result["requests"], result["unanswered"]) == (300, 30, 0)
+
+
+def test_the_idle_connections_driver_holds_its_sockets_and_still_gets_an_answer(
+        template: Path) -> None:
+    result = faults.idle_connections(template, count=20, wait_closed=False)
+    assert result["callback_answered"] and result["open_after_1s"] == 20
+    assert result["rss_with_idle_mb"] > 50  # read from the served process, not this one
+
+
+def test_the_webhook_driver_sees_the_refusal(template: Path) -> None:
+    result = faults.webhook_wrong_secret(template, megabytes=2, concurrent=2)
+    assert result["status"] == "HTTP/1.1 403 Forbidden" and result["concurrent"] == 2

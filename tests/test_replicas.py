@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -13,11 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import faults
+from benchmarks.faults import Valkey
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.dialogue.replies import Option
 from bot.store.base import Conversation, Pending, Unanswered
 from bot.store.ratelimit import RateLimiter
 from bot.store.redis import RedisStore
+from bot.store.resilient import ResilientStore
 from testing.serve import free_port, start_serve, stop_serve
 from tests.conftest import redis_server_binary
 from tests.test_wecom import BOT_KEY
@@ -105,9 +110,20 @@ class Replica:
                 time.sleep(0.2)
 
     def say(self, text: str, msgid: str, user: str = "u1") -> str | None:
-        """Send a robot message; return the answer text, or None for an empty reply."""
+        """Send a robot message; return the answer text, or None for an empty reply.
+
+        A stream not finished within the reply budget is refreshed, as WeCom does.
+        """
         event = {"msgid": msgid, "aibotid": "A", "chattype": "single", "from": {"userid": user},
                  "response_url": "", "msgtype": "text", "text": {"content": text}}
+        stream = self._post(event)
+        deadline = time.monotonic() + 30
+        while stream is not None and not stream["finish"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            stream = self._post({"msgtype": "stream", "stream": {"id": stream["id"]}})
+        return stream["content"] if stream is not None else None
+
+    def _post(self, event: dict) -> dict | None:
         encrypt = self.crypto.encrypt(json.dumps(event, ensure_ascii=False))
         ts = str(int(time.time()))
         query = urllib.parse.urlencode({"msg_signature": self.crypto.signature(ts, "n", encrypt),
@@ -120,7 +136,8 @@ class Replica:
         if not body:
             return None
         data = json.loads(body)
-        return json.loads(self.crypto.decrypt(data["encrypt"]))["stream"]["content"]
+        stream: dict = json.loads(self.crypto.decrypt(data["encrypt"]))["stream"]
+        return stream
 
 
 def test_two_replicas_share_conversations_ids_and_reloads(
@@ -154,3 +171,100 @@ def test_two_replicas_share_conversations_ids_and_reloads(
         code_b, out_b = stop_serve(b.process)
     assert (code_a, code_b) == (0, 0), (out_a + out_b)[-3000:]
     assert "after another replica's /reload" in out_b
+
+
+# ---------------------------------------------------------------------- Redis faults (issue 13)
+
+
+@pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[Valkey]:
+    """A private Redis-protocol server this test may kill, restart and freeze."""
+    server = Valkey(tmp_path, redis_server_binary())
+    yield server
+    server.close()
+
+
+def _resilient(url: str) -> tuple[ResilientStore, RedisStore]:
+    redis_store = RedisStore(url, 3600)
+    return ResilientStore(redis_store, 3600, probe=redis_store.ping), redis_store
+
+
+def test_the_message_that_meets_a_dead_redis_is_answered_and_its_id_kept(
+        valkey: Valkey) -> None:
+    store, redis_store = _resilient(valkey.url)
+    now = time.time()
+    assert store.first_sighting("before", now, 60)
+    valkey.kill()
+    # The call that finds Redis gone switches to memory, which knows the earlier id but must
+    # take this one for new (it was dropped as a retry when the id was noted too early).
+    assert store.first_sighting("during", now, 60) and store.degraded
+    assert not store.first_sighting("during", now, 60)  # its retry is recognised
+    assert not store.first_sighting("before", now, 60)  # and so is an earlier id's
+    conversation = Conversation(history=["个体店怎么开"])
+    store.save_conversation("talk", conversation, now + 60)
+    store.log_reply(now, "wecom", "answer", "zhike-what", 0.9)
+    valkey.start()  # empty: nothing is persisted
+    assert store.recover(force=True) and not store.degraded
+    # What happened in memory was written back, so another replica sees it.
+    other = RedisStore(valkey.url, 3600)
+    assert not other.first_sighting("during", now, 60)
+    assert other.load_conversation("talk", now).history == ["个体店怎么开"]
+    assert other.reply_counts(now - 10) == {"answer": 1}  # and /stats counts the outage
+    assert store.first_sighting("after", now, 60)  # and Redis serves again
+    assert redis_store.client.exists("xhsbot:seen:after")
+
+
+def test_a_frozen_redis_costs_a_call_half_a_second_not_the_whole_freeze(valkey: Valkey) -> None:
+    store, redis_store = _resilient(valkey.url)
+    limiter = RateLimiter(2, 60, shared=redis_store.client, prefix="frozen:rate:")
+    assert limiter.allow("u")
+    seconds: dict[str, float] = {}
+
+    def calls() -> None:
+        started = time.monotonic()
+        # Memory takes over (its own window, the shared count being out of reach).
+        assert limiter.allow("u") and limiter.allow("u") and not limiter.allow("u")
+        seconds["limiter"] = time.monotonic() - started
+        started = time.monotonic()
+        with store.conversation_lock("k"):  # degrades instead of raising
+            store.save_conversation("k", Conversation(), time.time() + 60)
+        assert store.first_sighting("m", time.time(), 60)
+        seconds["store"] = time.monotonic() - started
+
+    valkey.signal(signal.SIGSTOP)
+    worker = threading.Thread(target=calls, daemon=True)
+    try:
+        worker.start()
+        worker.join(5.0)  # bounded even where a call would wait for the thaw
+    finally:
+        valkey.signal(signal.SIGCONT)
+    worker.join(10)
+    # Without socket timeouts every call waited until Redis thawed.
+    assert seconds.get("limiter", 99) < 1.5 and seconds.get("store", 99) < 1.5, seconds
+    assert store.degraded
+
+
+def test_two_replicas_answer_everything_once_while_redis_dies_returns_and_freezes(
+        knowledge_copy: Path, shared_data: Path, service, tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    (template / "data" / "index").mkdir(parents=True)
+    shutil.copytree(knowledge_copy, template / "knowledge")
+    shutil.copy(shared_data / "index" / "embeddings.sqlite",
+                template / "data" / "index" / "embeddings.sqlite")
+    result = faults.outage(template, rate=10, healthy=2, down=5, frozen=4, after=2)
+    tally = {k: result[k] for k in ("answered", "lost", "failed", "doubled")}
+    assert tally == {"answered": result["messages"], "lost": 0, "failed": 0, "doubled": 0}, \
+        result
+    assert result["messages"] >= 100 and result["retries"] >= 25
+    assert result["outage_ids_retried_elsewhere"] > 0  # written back: none answered again
+    # Both replicas said "degraded" in /healthz while Redis was dead and while it was frozen,
+    # and came back by themselves.
+    assert result["degraded_seen"]["down"] == [0, 1]
+    assert result["degraded_seen"]["frozen"] == [0, 1]
+    assert result["clarify_on_a_pick_on_b"]
+    # A frozen Redis no longer stalls callbacks (WeCom allows 5 s) or /healthz.
+    assert result["max_frozen_ms"] < 4000, result["p95_ms"]
+    assert max(result["healthz_max_ms"].values()) < 1000, result["healthz_max_ms"]
+    # One error per outage and replica, not one per message.
+    assert result["log_lines_store_failed"] == [2, 2]
+    assert result["log_lines_store_back"] == [2, 2]

@@ -7,11 +7,13 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from benchmarks.faults import huge_post
 from bot.channels import telegram as tg
 from bot.channels.frontdesk import FrontDesk
 from bot.copy import say
@@ -199,8 +201,9 @@ def test_a_long_answer_is_split_on_paragraphs(fake: FakeTelegram, own_service: K
                                               knowledge_copy: Path, tmp_path: Path) -> None:
     paragraphs = [f"第{i}段：" + "规则说明" * 150 for i in range(1, 9)]  # 8 × ~600 chars
     entry = knowledge_copy / "entries/zhike/zhike-what.md"
-    head, _, _ = entry.read_text("utf-8").rpartition("---\n")
-    entry.write_text(head + "---\n" + "\n\n".join(paragraphs) + "\n", "utf-8")
+    head, _, body = entry.read_text("utf-8").rpartition("---\n")
+    english = body[body.index("## English"):]  # every entry keeps its English answer
+    entry.write_text(head + "---\n" + "\n\n".join(paragraphs) + "\n\n" + english, "utf-8")
     own_service.reload()
     running = RunningBot(_dialogue(own_service, tmp_path), _config(fake)).start()
     try:
@@ -315,3 +318,81 @@ def test_intermittent_server_failures_lose_no_update_and_answer_each_once(
     assert sorted(delivered) == chats  # every update answered, none twice
     failed = [c for c in fake.calls_to("sendMessage") if c.status != 200]
     assert len(failed) == 6  # the injected failures happened and were retried
+
+
+# ---------------------------------------------------------------------- abuse (issue 13)
+
+
+def test_one_vote_per_user_and_only_on_answers_shown_to_that_user(fake: FakeTelegram,
+                                                                 bot: RunningBot) -> None:
+    fake.message("薯条能带货吗", chat_id=SELLER, user_id=SELLER)
+    [sent] = fake.wait_sent(1)
+    for _ in range(20):  # pressing 👍 twenty times
+        fake.press(_as_message(sent), "f:shutiao-no-buyers:1", SELLER)
+    fake.wait(lambda: len(fake.calls_to("answerCallbackQuery")) >= 20)
+    assert bot.dialogue.store.feedback_counts(0) == (1, 0)
+    fake.press(_as_message(sent), "f:shutiao-no-buyers:0", SELLER)  # changing one's mind
+    fake.wait(lambda: len(fake.calls_to("answerCallbackQuery")) >= 21)
+    assert bot.dialogue.store.feedback_counts(0) == (0, 1)
+    # Someone who never got this answer, or a vote on an entry never answered to anyone.
+    fake.press(_as_message(sent), "f:shutiao-no-buyers:1", OTHER)
+    fake.press(_as_message(sent), "f:zhike-what:1", SELLER)
+    answers = fake.wait(lambda: (calls := fake.calls_to("answerCallbackQuery"))
+                        and len(calls) >= 23 and calls)
+    assert [c.params["text"] for c in answers[-2:]] == [say("zh", "question_expired")] * 2
+    assert bot.dialogue.store.feedback_counts(0) == (0, 1)
+
+
+def test_a_token_the_server_rejects_ends_the_bot_in_one_line_without_the_token(
+        fake: FakeTelegram, shared_data: Path) -> None:
+    fake.failures["getMe"] = [401]  # Telegram's answer to a revoked token
+    process = start_serve(shared_data, TELEGRAM_BOT_TOKEN="123:REVOKEDTOKEN",
+                          TELEGRAM_API_BASE_URL=f"{fake.url}/bot", HTTP_PORT=str(free_port()),
+                          BOT_LOG_LEVEL="INFO")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "REVOKEDTOKEN" not in out + err  # python-telegram-bot's own text names it
+    assert "Traceback" not in err
+    assert "cannot start: TELEGRAM_BOT_TOKEN: Telegram rejected this token" in err
+
+
+def _rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmRSS")))
+
+
+def test_the_webhook_checks_the_secret_before_the_body_and_caps_it(
+        fake: FakeTelegram, shared_data: Path) -> None:
+    port = free_port()
+    process = start_serve(shared_data, TELEGRAM_BOT_TOKEN="123:SECRETTOKEN",
+                          TELEGRAM_API_BASE_URL=f"{fake.url}/bot",
+                          TELEGRAM_WEBHOOK_URL="https://bot.example.com/tg-hook",
+                          TELEGRAM_WEBHOOK_SECRET="s3cret-token", TELEGRAM_WEBHOOK_PORT=str(port),
+                          HTTP_PORT=str(free_port()))
+    try:
+        fake.wait(lambda: fake.calls_to("setWebhook"), timeout=90)
+        fake.wait(lambda: _accepts(port))
+        rss = _rss_kb(process.pid)
+        with ThreadPoolExecutor(4) as pool:  # four 90 MB posts at once, each a wrong secret
+            results = list(pool.map(lambda _: huge_post(port, "wrong", 90 * 2**20), range(4)))
+        for status, seconds, _ in results:
+            assert status == b"HTTP/1.1 403 Forbidden" and seconds < 3, (status, seconds)
+        grown = (_rss_kb(process.pid) - rss) / 1024
+        assert grown < 30, f"RSS grew {grown:.0f} MB"  # it grew 100-180 MB per such post
+        status, _, _ = huge_post(port, "s3cret-token", 2 * 2**20)  # right secret, too large
+        assert status == b"HTTP/1.1 413 Request Entity Too Large"
+        update = {"update_id": 1, "message": {
+            "message_id": 1, "date": 1, "text": "直客是什么",
+            "chat": {"id": SELLER, "type": "private"},
+            "from": {"id": SELLER, "is_bot": False, "first_name": "s"}}}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/tg-hook",
+                                         json.dumps(update).encode(),
+                                         {"Content-Type": "application/json",
+                                          "X-Telegram-Bot-Api-Secret-Token": "s3cret-token"})
+        assert urllib.request.urlopen(request, timeout=10).status == 200
+        assert "直客" in fake.wait_sent(1)[0].params["text"]
+    finally:
+        code, output = stop_serve(process)
+    assert code == 0, output[-2000:]
+    assert "SECRETTOKEN" not in output and "s3cret-token" not in output

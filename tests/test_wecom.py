@@ -6,7 +6,12 @@ import asyncio
 import base64
 import json
 import os
+import signal
+import socket
 import struct
+import subprocess
+import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -19,11 +24,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree
 
-from bot.channels.frontdesk import FrontDesk
+from bot.channels.frontdesk import FrontDesk, Inbound
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.channels.wecom.server import WeComConfig, WeComServer
 from bot.copy import say
 from bot.dialogue.engine import Engine
+from bot.dialogue.replies import Reply
 from bot.kb.service import KnowledgeService
 from bot.settings import Settings
 from bot.store.ratelimit import RateLimiter
@@ -216,7 +222,7 @@ def test_url_verification_on_both_paths(service: KnowledgeService, tmp_path: Pat
             async with h.http.get(f"{h.url}/wecom/{path}", params=params) as r:
                 assert r.status == 403
         async with h.http.get(f"{h.url}/healthz") as r:
-            assert (r.status, await r.text()) == (200, "ok")
+            assert (r.status, await r.json()) == (200, {"status": "ok"})
 
     _run(service, tmp_path, scenario)
 
@@ -361,8 +367,9 @@ def test_long_app_answers_are_split_by_utf8_bytes(own_service: KnowledgeService,
                                                   knowledge_copy: Path, tmp_path: Path) -> None:
     paragraphs = [f"第{i}段：" + "规则说明" * 100 for i in range(1, 6)]  # ~1.2 KB each
     entry = knowledge_copy / "entries/zhike/zhike-what.md"
-    head, _, _ = entry.read_text("utf-8").rpartition("---\n")
-    entry.write_text(head + "---\n" + "\n\n".join(paragraphs) + "\n", "utf-8")
+    head, _, body = entry.read_text("utf-8").rpartition("---\n")
+    english = body[body.index("## English"):]  # every entry keeps its English answer
+    entry.write_text(head + "---\n" + "\n\n".join(paragraphs) + "\n\n" + english, "utf-8")
     own_service.reload()
 
     async def scenario(h: Harness) -> None:
@@ -457,3 +464,196 @@ def test_api_failures_are_retried_and_the_answer_delivered_once(service: Knowled
         assert h.api.tokens_issued == 2  # refreshed only after the expired-token answer
 
     _run(service, tmp_path, scenario, reply_budget=0.0)
+
+
+# ---------------------------------------------------------------------- hostile input (issue 13)
+
+
+def test_malformed_payloads_are_refused_with_400_and_counted(service: KnowledgeService,
+                                                             tmp_path: Path) -> None:
+    def refused(page: str) -> float:
+        name = 'bot_refused_requests_total{channel="wecom",status="400"}'
+        return sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+                   if line.startswith(name))
+
+    async def scenario(h: Harness) -> None:
+        async with h.http.get(f"{h.url}/metrics") as r:
+            before = refused(await r.text())
+        unsigned = [b"[" * 65000, b'{"encrypt": ' + b"[" * 30000 + b"]" * 30000 + b"}",
+                    b'"just a string"', b"[]", b"{}"]
+        for body in unsigned:
+            async with h.http.post(f"{h.url}/wecom/bot", data=body,
+                                   params=h.signed(h.robot, "x")) as r:
+                assert r.status == 400, body[:20]
+        # Correctly signed and encrypted, but not the shape WeCom sends.
+        signed = [[1, 2, 3], "text", 7, "[" * 5000,
+                  {"msgtype": "text", "from": "seller", "text": {"content": "x"}},
+                  {"msgtype": "text", "msgid": "z1", "from": {"userid": "s"}, "text": ["x"]},
+                  {"msgtype": "stream", "stream": ["not", "an", "object"]}]
+        for event in signed:
+            plain = event if isinstance(event, str) and event.startswith("[") else \
+                json.dumps(event)
+            encrypt = h.robot.encrypt(plain)
+            async with h.http.post(f"{h.url}/wecom/bot", json={"encrypt": encrypt},
+                                   params=h.signed(h.robot, encrypt)) as r:
+                assert r.status == 400, event
+        async with h.http.get(f"{h.url}/metrics") as r:
+            after = refused(await r.text())
+        assert after - before == len(unsigned) + len(signed)  # each one counted
+        _, reply = await h.robot_post(h.robot_text("直客是什么", "m60"))
+        assert "直客" in reply["stream"]["content"]  # still serving
+
+    _run(service, tmp_path, scenario)
+
+
+async def _post_and_vanish(h: Harness, event: dict) -> None:
+    """Post a robot callback and close the socket at once, as a dropped connection does."""
+    encrypt = h.robot.encrypt(json.dumps(event, ensure_ascii=False))
+    query = urllib.parse.urlencode(h.signed(h.robot, encrypt))
+    body = json.dumps({"encrypt": encrypt}).encode()
+    port = int(h.url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /wecom/bot?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                 f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    writer.close()
+
+
+def test_an_answer_whose_response_was_lost_reaches_the_retry_or_response_url(
+        service: KnowledgeService, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        ask = h.server.dialogue.ask
+
+        async def slow_ask(message: Inbound) -> Reply:
+            await asyncio.sleep(0.3)  # long enough for the caller to have gone
+            return await ask(message)
+
+        h.server.dialogue.ask = slow_ask  # type: ignore[method-assign]
+        # Lost in transit, then WeCom retries the same msgid: the retry carries the answer.
+        retried = h.robot_text("直客是什么", "m70", response_url=f"{h.api_url}/respond/r70")
+        await _post_and_vanish(h, retried)
+        await asyncio.sleep(0.6)
+        status, reply = await h.robot_post(retried)
+        assert status == 200 and reply["stream"]["finish"] and "直客" in reply["stream"]["content"]
+        # Lost in transit and never retried: response_url carries it.
+        lost = h.robot_text("薯条能带货吗", "m71", response_url=f"{h.api_url}/respond/r71")
+        await _post_and_vanish(h, lost)
+        [posted] = await _until(lambda: h.api.responses)
+        assert posted["id"] == "r71" and "内容加热" in posted["markdown"]["content"]
+        await asyncio.sleep(0.5)
+        assert len(h.api.responses) == 1  # the retried one was delivered once, by the retry
+
+    _run(service, tmp_path, scenario)
+
+
+def test_messages_without_a_msgid_from_two_users_are_both_answered(
+        service: KnowledgeService, tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        for user in ("seller-a", "seller-b"):
+            event = h.robot_text("直客是什么", "", user=user)
+            del event["msgid"]
+            status, reply = await h.robot_post(event)
+            assert status == 200 and reply is not None, user
+            assert "直客" in reply["stream"]["content"]
+
+    _run(service, tmp_path, scenario)
+
+
+class _RedirectingAPI(FakeWeComAPI):
+    """gettoken loops on redirects twice, then issues a token; message/send always loops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops = 0
+        self.sends = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/gettoken", self.token_or_loop)
+        app.router.add_post("/cgi-bin/message/send", self.loop)
+        return app
+
+    async def token_or_loop(self, request: web.Request) -> web.Response:
+        self.loops += 1
+        if self.loops <= 2 * 10:  # aiohttp gives up after 10 redirected requests
+            raise web.HTTPFound(str(request.rel_url))
+        return web.json_response({"errcode": 0, "access_token": "ACCESS-TOKEN-0123456789",
+                                  "expires_in": 7200})
+
+    async def loop(self, request: web.Request) -> web.Response:
+        self.sends += 1
+        raise web.HTTPTemporaryRedirect(str(request.rel_url))
+
+
+def test_secrets_from_dotenv_and_access_tokens_never_reach_the_log(
+        shared_data: Path, service: KnowledgeService, tmp_path: Path) -> None:
+    api = _RedirectingAPI()
+
+    async def fake_api(ready: asyncio.Future, stop: asyncio.Event) -> None:
+        runner = web.AppRunner(api.app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        ready.set_result(_url(runner))
+        await stop.wait()
+        await runner.cleanup()
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready: asyncio.Future = loop.create_future()
+    thread = threading.Thread(target=loop.run_until_complete, args=(fake_api(ready, stop),),
+                              daemon=True)
+    thread.start()
+    while not ready.done():
+        time.sleep(0.02)
+    secret = "corp-secret-only-in-dotenv-42"
+    # The secret is set only in .env, in the directory the bot starts from.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".env").write_text(f"WECOM_APP_SECRET={secret}\n", "utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "WECOM_", "HTTP_", "REDIS_"))}
+    env.update(BOT_DATA_DIR=str(shared_data), WECOM_APP_TOKEN="app-token",
+               WECOM_APP_AES_KEY=APP_KEY, WECOM_CORP_ID=CORP, WECOM_APP_AGENT_ID="1000002",
+               WECOM_API_BASE_URL=ready.result(), WECOM_REPLY_BUDGET="0",
+               HTTP_HOST="127.0.0.1", HTTP_PORT=str(port), BOT_LOG_LEVEL="INFO")
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=work,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        crypto = WeComCrypto("app-token", APP_KEY, CORP)
+        inner = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA["
+                 f"seller]]></FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType>"
+                 "<![CDATA[text]]></MsgType><Content><![CDATA[直客是什么]]></Content><MsgId>5001"
+                 "</MsgId><AgentID>1000002</AgentID></xml>")
+        encrypt = crypto.encrypt(inner)
+        ts = str(int(time.time()))
+        query = urllib.parse.urlencode({"msg_signature": crypto.signature(ts, "n", encrypt),
+                                        "timestamp": ts, "nonce": "n"})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/wecom/app?{query}",
+                                         f"<xml><Encrypt>{encrypt}</Encrypt></xml>".encode())
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+        deadline = time.monotonic() + 30
+        while api.sends < 3 * 10:  # two looping gettokens, then three looping sends
+            assert time.monotonic() < deadline, (api.loops, api.sends)
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+    assert output.count("message/send failed") == 5, output[-3000:]
+    # The URLs were logged (with the redirects), their secrets masked.
+    assert "corpsecret=***" in output and "access_token=***" in output, output[-3000:]
+    assert secret not in output and "ACCESS-TOKEN-0123456789" not in output

@@ -8,12 +8,15 @@ feedback travel as inline buttons whose callback data stays under 64 bytes.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -42,6 +45,7 @@ from bot.channels.render import render, split_message
 from bot.copy import say
 from bot.dialogue.replies import Reply
 from bot.ops import metrics
+from bot.ops import server as http
 from bot.ops.server import Routes, StartupError, lifecycle
 from bot.settings import Environment
 
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 MAX_TEXT = 4096
 MAX_CALLBACK = 64
+MAX_UPDATE = 1024 * 1024  # bytes: an update is a few KB; anything near this is not Telegram
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PUBLIC_COMMANDS = [BotCommand(c, say("zh", f"menu_{c}")) for c in ("ask", "help", "start")]
 ADMIN_MENU = [BotCommand(c, say("zh", f"menu_{c}")) for c in ADMIN_COMMANDS]
 
@@ -95,7 +101,7 @@ class TelegramChannel:
         return frozenset(i for i in env.BOT_ADMIN_TELEGRAM_IDS.split(",") if i)
 
     def routes(self, desk: FrontDesk) -> list[Routes]:
-        return []  # long polling, or PTB's own webhook listener
+        return []  # long polling, or a webhook on its own port (TELEGRAM_WEBHOOK_PORT)
 
     async def run(self, desk: FrontDesk, stop: asyncio.Event) -> None:
         await run(build_application(desk, self.config), self.config, stop)
@@ -163,22 +169,64 @@ async def run(application: Application, config: TelegramConfig, stop: asyncio.Ev
     updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
     try:
         if config.webhook_url:
-            await updater.start_webhook(
-                listen=config.listen, port=config.port,
-                url_path=urlparse(config.webhook_url).path.lstrip("/"),
-                webhook_url=config.webhook_url, secret_token=config.webhook_secret,
-                allowed_updates=updates)
-            log.info("telegram webhook listening on %s:%d", config.listen, config.port)
+            # The bot's own guarded HTTP server, not python-telegram-bot's (which buffers up
+            # to 100 MB before it looks at the secret).
+            await application.bot.set_webhook(config.webhook_url, allowed_updates=updates,
+                                              secret_token=config.webhook_secret)
+            site = web.Application(client_max_size=MAX_UPDATE)
+            Webhook(application, config).install(site)
+            await http.serve(site, config.listen, config.port, stop,
+                             variable="TELEGRAM_WEBHOOK_PORT")
         else:
             await updater.start_polling(allowed_updates=updates,
                                         error_callback=_polling_error)
             log.info("telegram long polling started")
-        await stop.wait()
+            await stop.wait()
     finally:
         if updater.running:
             await updater.stop()
         await application.stop()
         await application.shutdown()
+
+
+class Webhook:
+    """Updates POSTed by Telegram: the secret is checked before the body is read, and the
+    body is capped at MAX_UPDATE bytes and BODY_TIMEOUT seconds."""
+
+    def __init__(self, application: Application, config: TelegramConfig) -> None:
+        self.application = application
+        self.path = "/" + urlparse(config.webhook_url).path.lstrip("/")
+        self.secret = config.webhook_secret.encode()
+
+    def install(self, app: web.Application) -> None:
+        app.router.add_post(self.path, self.receive)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not self.secret or not hmac.compare_digest(given, self.secret):
+            return _refuse(403, "wrong or missing secret token")
+        if request.content_length is not None and request.content_length > MAX_UPDATE:
+            return _refuse(413, "update too large")
+        try:
+            body = await http.read_body(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _refuse(413, "update too large")
+        except http.SlowBody as exc:
+            return _refuse(408, str(exc))
+        try:
+            update = Update.de_json(json.loads(body), self.application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            return _refuse(400, f"not an update ({type(exc).__name__})")
+        await self.application.update_queue.put(update)
+        return web.Response()
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    metrics.REFUSED.labels(CHANNEL, str(status)).inc()
+    log.warning("telegram webhook refused (%d): %s", status, reason)
+    response = web.Response(status=status, text=reason)
+    response.force_close()  # whatever body is left unread is not worth reading
+    return response
 
 
 # ---------------------------------------------------------------------- handlers

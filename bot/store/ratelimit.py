@@ -51,16 +51,32 @@ class RateLimiter:
         if self._script is not None and self._shared_usable():
             try:
                 now = time.time()
-                return bool(self._script(keys=[self._prefix + key],
-                                         args=[now, self.window, self.limit, uuid.uuid4().hex]))
+                allowed = bool(self._script(keys=[self._prefix + key],
+                                            args=[now, self.window, self.limit,
+                                                  uuid.uuid4().hex]))
             except STORE_ERRORS as exc:
-                log.warning("shared rate limit unavailable (%s); limiting in memory", exc)
+                # One warning per outage; the retries every RETRY_SHARED seconds stay quiet.
+                (log.warning if self._shared_failed_at is None else log.debug)(
+                    "shared rate limit unavailable (%s); limiting in memory", exc)
                 self._shared_failed_at = self.clock()
+            else:
+                if self._shared_failed_at is not None:
+                    log.warning("shared rate limit available again")
+                    self._shared_failed_at = None
+                return allowed
         return self._allow_locally(key)
 
     def _shared_usable(self) -> bool:
-        failed = self._shared_failed_at
-        return failed is None or self.clock() - failed >= RETRY_SHARED
+        with self._lock:
+            failed = self._shared_failed_at
+            if failed is None:
+                return True
+            if self.clock() - failed < RETRY_SHARED:
+                return False
+            # This caller tries Redis again; the others keep to memory meanwhile, so a frozen
+            # Redis costs one question its timeout every few seconds, not every one in flight.
+            self._shared_failed_at = self.clock()
+            return True
 
     def _allow_locally(self, key: str) -> bool:
         now = self.clock()

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bot.kb.service import KnowledgeService
 from bot.store.base import Conversation, Unanswered
@@ -30,12 +32,18 @@ VERSION_KEY = "knowledge:version"
 class RedisStore:
     """The Store protocol on Redis: keys expire by themselves, history is trimmed by age."""
 
-    def __init__(self, url: str, retention: float, prefix: str = "xhsbot:") -> None:
-        # Short waits: a frozen Redis must not stall the event loop or a WeCom callback (5 s);
-        # the resilient wrapper answers from memory instead.
-        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=0.5,
-                                           socket_connect_timeout=0.5)
-        self.client.ping()  # fail at start, not at the first message
+    def __init__(self, url: str, retention: float, prefix: str = "xhsbot:",
+                 check: bool = True) -> None:
+        # Short waits: a frozen or dead Redis must not hold a message for long (WeCom allows
+        # 5 s; without a socket timeout a frozen Redis held every call until it thawed); the
+        # resilient wrapper answers from memory instead. One immediate retry on a broken
+        # connection (a Redis restart breaks the pooled ones), none on a timeout, whatever
+        # this redis-py version's default.
+        self.client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+        if check:
+            self.client.ping()  # fail at start, not at the first message
         self.retention = retention
         self.prefix = prefix
 
@@ -54,7 +62,7 @@ class RedisStore:
     @contextlib.contextmanager
     def conversation_lock(self, key: str) -> Iterator[None]:
         """Hold a conversation across replicas while its state is read and written back."""
-        with self.client.lock(self._k(f"lock:{key}"), timeout=30, blocking_timeout=5):
+        with self.client.lock(self._k(f"lock:{key}"), timeout=10, blocking_timeout=2):
             yield
 
     def _log(self, name: str, at: float, record: dict) -> None:
@@ -123,20 +131,34 @@ class RedisStore:
 async def watch_reloads(store: RedisStore, service: KnowledgeService, stop: asyncio.Event,
                         interval: float = 1.0,
                         on_reload: Callable[[], None] | None = None) -> None:
-    """Reload this replica's knowledge whenever another replica announces a reload."""
-    seen = await asyncio.to_thread(store.knowledge_version)
+    """Reload this replica's knowledge whenever another replica announces a reload.
+
+    While Redis is unreachable this replica keeps its index (one warning, not one a second);
+    a version that changed meanwhile is followed once Redis answers again.
+    """
+    seen: int | None = None
+    unreachable = False
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
         try:
             version = await asyncio.to_thread(store.knowledge_version)
-            if version != seen:
-                seen = version
-                report = await asyncio.to_thread(service.reload)
-                log.info("knowledge reloaded after another replica's /reload: %d entries",
-                         report.entries)
-                if on_reload:
-                    on_reload()
-        except Exception:
-            # A broken file or an unreachable Redis must not stop this replica serving.
-            log.exception("following another replica's reload failed; serving the old index")
+        except redis.RedisError as exc:
+            if not unreachable:
+                log.warning("cannot follow other replicas' reloads while Redis is "
+                            "unreachable (%s)", type(exc).__name__)
+            unreachable = True
+        else:
+            unreachable = False
+            if seen is not None and version != seen:
+                try:
+                    report = await asyncio.to_thread(service.reload)
+                    log.info("knowledge reloaded after another replica's /reload: %d entries",
+                             report.entries)
+                    if on_reload:
+                        on_reload()
+                except Exception:
+                    # A broken file must not stop this replica serving.
+                    log.exception("following another replica's reload failed; serving the "
+                                  "old index")
+            seen = version
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

@@ -33,6 +33,20 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY = 60.0  # seconds between deletions of statistics older than the retention
 
 
+def _check_writable(path: Path) -> None:
+    """Raise OSError naming the file if the database or its WAL files cannot be written.
+
+    SQLite maps `-shm` into memory: found unwritable at open, it is refused here (the bot
+    then answers from memory); cut short while the bot runs, the next access is a SIGBUS that
+    no program can catch (README "When things fail").
+    """
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        candidate = path.with_name(name)
+        if candidate.exists():
+            with candidate.open("r+b"):  # opening for writing fails where writing would
+                pass
+
+
 class SQLiteStore:
     """The embedded Store: one SQLite file, safe to share between threads."""
 
@@ -40,6 +54,7 @@ class SQLiteStore:
         self.retention = retention
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _check_writable(Path(path))
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
         self._lock = threading.Lock()
         with self._lock, self._db:
@@ -150,6 +165,40 @@ class SQLiteStore:
                 "ORDER BY n DESC, MAX(at) DESC LIMIT ?", (since, limit)
             ).fetchall()
         return [(text, int(n)) for text, n in rows]
+
+    # Read-only views for the knowledge console (bot/console/journal.py).
+
+    def reply_summary(self, since: float) -> list[tuple[str, str, str, int]]:
+        """Count replies per UTC day, channel and kind since a Unix time."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT strftime('%Y-%m-%d', at, 'unixepoch'), channel, kind, COUNT(*) "
+                "FROM replies WHERE at >= ? GROUP BY 1, 2, 3", (since,)).fetchall()
+        return [(day, channel, kind, int(n)) for day, channel, kind, n in rows]
+
+    def entry_counts(self, since: float, limit: int) -> list[tuple[str, int]]:
+        """Return the most often answered entries since a Unix time."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT entry_id, COUNT(*) AS n FROM replies WHERE at >= ? AND kind = 'answer' "
+                "AND entry_id IS NOT NULL GROUP BY entry_id ORDER BY n DESC, entry_id LIMIT ?",
+                (since, limit)).fetchall()
+        return [(entry, int(n)) for entry, n in rows]
+
+    def votes_since(self, since: float) -> list[tuple[float, str, str, bool]]:
+        """Return the votes (at, channel, entry, useful) cast since a Unix time."""
+        with self._lock:
+            rows = self._db.execute("SELECT at, channel, entry_id, useful FROM votes "
+                                    "WHERE at >= ? ORDER BY at DESC", (since,)).fetchall()
+        return [(at, channel, entry, bool(useful)) for at, channel, entry, useful in rows]
+
+    def unanswered_since(self, since: float, limit: int) -> list[Unanswered]:
+        """Return the unanswered questions since a Unix time, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, channel, chat, user, text FROM unanswered WHERE at >= ? "
+                "ORDER BY at DESC LIMIT ?", (since, limit)).fetchall()
+        return [Unanswered(*row) for row in rows]
 
     def close(self) -> None:
         """Close the database."""

@@ -198,7 +198,10 @@ class WeComServer:
                 status, reason = 400, f"malformed request ({type(exc).__name__})"
             metrics.REFUSED.labels(CHANNEL, str(status)).inc()
             log.warning("wecom %s refused (%d): %s", request.path, status, reason)
-            return web.Response(status=status, text=reason)
+            response = web.Response(status=status, text=reason)
+            if status in (408, 413):
+                response.force_close()  # the rest of that body is not worth reading
+            return response
         return guarded
 
     # ------------------------------------------------------------------ URL verification
@@ -220,7 +223,7 @@ class WeComServer:
 
     # ------------------------------------------------------------------ the robot (JSON)
 
-    async def robot_message(self, request: web.Request) -> web.Response:
+    async def robot_message(self, request: web.Request) -> web.StreamResponse:
         q = request.query
         body = await self._body(request)
         try:
@@ -242,7 +245,7 @@ class WeComServer:
             stream = self.streams.get(str((event.get("stream") or {}).get("id", "")))
             if stream is None:
                 return web.Response(text="")
-            return self._robot_reply(self._stream_body(stream), nonce)
+            return await self._deliver(request, stream, nonce)
         if kind != "text":
             return web.Response(text="")  # events, images…: nothing to answer
         msgid = str(event.get("msgid") or "")
@@ -253,7 +256,7 @@ class WeComServer:
             known = self.by_msgid.get(msgid)
             if known is None:
                 return web.Response(text="")
-            return self._robot_reply(self._stream_body(known), nonce)
+            return await self._deliver(request, known, nonce)
         user = str((event.get("from") or {}).get("userid", ""))
         group = event.get("chattype") == "group"
         chat = str(event.get("chatid") or user) if group else f"single:{user}"
@@ -269,7 +272,7 @@ class WeComServer:
         self._spawn(self._finish_stream(stream, answer))
         if answer.done() and not answer.cancelled() and answer.exception() is None:
             stream.content, stream.finished = _fit(answer.result(), MAX_STREAM_BYTES), True
-        return self._robot_reply(self._stream_body(stream), nonce)
+        return await self._deliver(request, stream, nonce)
 
     async def _finish_stream(self, stream: Stream, answer: asyncio.Task) -> None:
         try:
@@ -286,9 +289,24 @@ class WeComServer:
         for msgid in [m for m, s in self.by_msgid.items() if s is stream]:
             self.by_msgid.pop(msgid, None)
 
-    def _stream_body(self, stream: Stream) -> dict:
-        if stream.finished:
+    async def _deliver(self, request: web.Request, stream: Stream,
+                       nonce: str) -> web.StreamResponse:
+        """Send the stream's state now; a finished answer counts as delivered only once it
+        was written to a connection still open (else response_url carries it later)."""
+        finished = stream.finished
+        response = self._robot_reply(self._stream_body(stream), nonce)
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            log.info("wecom robot caller left before its answer was written; it goes to "
+                     "a retry or to response_url")
+            return response
+        if finished:
             stream.delivered = True
+        return response
+
+    def _stream_body(self, stream: Stream) -> dict:
         return {"msgtype": "stream", "stream": {
             "id": stream.id, "finish": stream.finished,
             "content": stream.content if stream.finished else say("zh", "thinking")}}
@@ -425,9 +443,11 @@ class WeComServer:
         if request.content_length is not None and request.content_length > self.config.max_body:
             raise Refused(413, "body too large")
         try:
-            return await request.read()
+            return await http.read_body(request)
         except web.HTTPRequestEntityTooLarge as exc:
             raise Refused(413, "body too large") from exc
+        except http.SlowBody as exc:
+            raise Refused(408, str(exc)) from exc
 
     def _check_time(self, timestamp: str) -> None:
         try:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bot.ops.server import lifecycle
 from bot.settings import Environment, Settings
 from bot.store.base import Store
 from bot.store.ratelimit import RateLimiter
-from bot.store.resilient import PROBE_EVERY, STORE_ERRORS, ResilientStore
+from bot.store.resilient import PROBE_EVERY, STORE_ERRORS, ResilientStore, reload_announcer
 from bot.store.sqlite import SQLiteStore
 from index.encoders import make_encoder
 
@@ -93,7 +92,7 @@ async def serve(app: App, configured: list[channels.Channel]) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     limiter = make_limiter(app)
-    announce = _announcer(app.store)
+    announce = reload_announcer(app.store)
     runs = []
     routes: list[http.Routes] = []
     for channel in configured:
@@ -126,23 +125,6 @@ async def serve(app: App, configured: list[channels.Channel]) -> None:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         lifecycle.info("stopped")
-
-
-def _announcer(store: ResilientStore) -> Callable[[], object] | None:
-    """Tell other replicas about a /reload; with Redis down, say so rather than fail it."""
-    announce = getattr(store.primary, "announce_reload", None)
-    if announce is None:
-        return None
-
-    def safely() -> object:
-        try:
-            return announce()
-        except STORE_ERRORS as exc:
-            log.error("reloaded here, but other replicas were not told (%s); send /reload to "
-                      "them once Redis is back", type(exc).__name__)
-            return None
-
-    return safely
 
 
 async def _keep_recovering(store: ResilientStore, stop: asyncio.Event) -> None:

@@ -30,7 +30,7 @@ from bot.kb.loader import BASIS_LABELS, Entry, KnowledgeBase, Problem
 from bot.kb.service import KnowledgeService, Snapshot
 from bot.settings import Settings
 from bot.store.base import Stats
-from bot.store.resilient import STORE_ERRORS
+from bot.store.resilient import STORE_ERRORS, reload_announcer
 from index.search import Hit
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Console:
     def open(cls, app: App) -> Console:
         """Open the console beside the bot (its files live in $BOT_DATA_DIR/console)."""
         return cls(app.settings.data_dir / "console", auth.parse_users(app.env.BOT_CONSOLE_USERS),
-                   app.service, app.store, app.settings, announcer(app.store))
+                   app.service, app.store, app.settings, reload_announcer(app.store))
 
     def start_background(self) -> threading.Thread:
         """Score the published knowledge now, so the first publish waits only for its own."""
@@ -326,23 +326,6 @@ class Console:
 
 def _manifest_key(root: Path) -> str:
     return hashlib.sha256(json.dumps(manifest(root), sort_keys=True).encode()).hexdigest()
-
-
-def announcer(store: object) -> Callable[[], object] | None:
-    """Tell other replicas to reload (RedisStore); None without replicas."""
-    announce = getattr(getattr(store, "primary", store), "announce_reload", None)
-    if announce is None:
-        return None
-
-    def safely() -> object:
-        try:
-            return announce()
-        except STORE_ERRORS as exc:
-            log.error("published here, but other replicas were not told (%s); send /reload "
-                      "to them once Redis is back", type(exc).__name__)
-            return None
-
-    return safely
 
 
 def basis_choices() -> list[str]:

@@ -248,3 +248,22 @@ class ResilientStore:
     def close(self) -> None:
         with contextlib.suppress(*STORE_ERRORS):
             self.primary.close()
+
+
+def reload_announcer(store: object) -> Callable[[], object] | None:
+    """Return how to tell the other replicas to reload (None without replicas); with Redis
+    down it logs that they were not told instead of failing the reload or publish."""
+    primary = getattr(store, "primary", store)
+    announce = getattr(primary, "announce_reload", None)
+    if announce is None:
+        return None
+
+    def safely() -> object:
+        try:
+            return announce()
+        except STORE_ERRORS as exc:
+            log.error("reloaded here, but other replicas were not told (%s); send /reload to "
+                      "them once Redis is back", type(exc).__name__)
+            return None
+
+    return safely

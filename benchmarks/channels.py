@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -353,9 +353,15 @@ def main() -> None:
         "wecom_distinct_texts": lambda: asyncio.run(
             _wecom(template, args.requests, args.concurrency, True, args.time_limit)),
     }
+    run_selected(runs, args.only, results, template, out)
+
+
+def run_selected(runs: dict[str, Callable[[], dict]], only: str | None, results: dict,
+                 template: Path, out: Path) -> None:
+    """Run the benchmarks --only selects, print each result, write them all to out."""
     try:
         for name, run in runs.items():
-            if args.only and not name.startswith(args.only):
+            if only and not name.startswith(only):
                 continue
             results[name] = run()
             print(name, json.dumps(results[name], ensure_ascii=False), flush=True)

@@ -47,7 +47,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from benchmarks.channels import KEY, QUESTIONS, ROOT, ServedBot, prepare
+from benchmarks.channels import KEY, QUESTIONS, ROOT, ServedBot, prepare, run_selected
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.dialogue.engine import ConversationKey
 from bot.ops.server import HEADER_TIMEOUT
@@ -635,16 +635,7 @@ def main() -> None:
         "idle_connections": lambda: idle_connections(template, args.idle),
         "webhook_wrong_secret": lambda: webhook_wrong_secret(template),
     }
-    try:
-        for name, run in runs.items():
-            if args.only and not name.startswith(args.only):
-                continue
-            results[name] = run()
-            print(name, json.dumps(results[name], ensure_ascii=False), flush=True)
-    finally:
-        shutil.rmtree(template, ignore_errors=True)
-    out.write_text(json.dumps(results, ensure_ascii=False, indent=2), "utf-8")
-    print(f"written {out.relative_to(ROOT)}")
+    run_selected(runs, args.only, results, template, out)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,3 +36,13 @@ def stop_serve(process: subprocess.Popen[str]) -> tuple[int, str]:
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     return process.returncode, out + err
+
+
+def eventually(check: Callable[[int], bool], what: str, timeout: float = 30.0) -> None:
+    """Call check(attempt) every half second until it is true; fail naming what never came."""
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while not check(attempt):
+        assert time.monotonic() < deadline, what
+        attempt += 1
+        time.sleep(0.5)

@@ -23,7 +23,7 @@ from bot.store.base import Conversation, Pending, Unanswered
 from bot.store.ratelimit import RateLimiter
 from bot.store.redis import RedisStore
 from bot.store.resilient import ResilientStore
-from testing.serve import free_port, start_serve, stop_serve
+from testing.serve import eventually, free_port, start_serve, stop_serve
 from tests.conftest import redis_server_binary
 from tests.test_wecom import BOT_KEY
 
@@ -160,12 +160,8 @@ def test_two_replicas_share_conversations_ids_and_reloads(
         entry.write_text(entry.read_text("utf-8").replace("对接你的平台内部工作人员",
                                                           "对接你的平台内部销售人员"), "utf-8")
         assert "修改 1 条：zhike-what" in a.say("/reload", "r4", user="boss")
-        deadline = time.monotonic() + 30
-        n = 0
-        while "销售人员" not in (b.say("直客是什么", f"r5-{n}", user=f"u{n + 10}") or ""):
-            assert time.monotonic() < deadline, "replica B never reloaded"
-            n += 1
-            time.sleep(0.5)
+        eventually(lambda n: "销售人员" in (b.say("直客是什么", f"r5-{n}", user=f"u{n + 10}")
+                                          or ""), "replica B never reloaded")
     finally:
         code_a, out_a = stop_serve(a.process)
         code_b, out_b = stop_serve(b.process)

@@ -53,7 +53,7 @@ from bot.dialogue.engine import ConversationKey
 from bot.ops.server import HEADER_TIMEOUT
 from bot.store.base import Conversation
 from testing.fake_telegram import FakeTelegram
-from testing.serve import free_port
+from testing.serve import accepts, free_port
 
 ERROR_REPLY = "出错了"  # the WeCom robot's reply when answering failed
 RETRY_EVERY = 4  # every fourth message is delivered twice, as WeCom retries
@@ -88,16 +88,17 @@ class Valkey:
              "--logfile", str(self.work / "valkey.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
+        last: OSError | None = None
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"PING\r\n")
                     if s.recv(16).startswith(b"+PONG"):
                         return
-            except OSError:
-                pass
+            except OSError as exc:  # not listening yet: try again until the deadline
+                last = exc
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"{self.binary} did not start on port {self.port}")
+                raise RuntimeError(f"{self.binary} did not start on port {self.port}: {last}")
             time.sleep(0.05)
 
     def signal(self, sig: signal.Signals) -> None:
@@ -566,17 +567,9 @@ def huge_post(port: int, secret: str, size: int) -> tuple[bytes, float, int]:
                 if not data:
                     break
                 answer += data
-        except OSError:
-            pass
+        except OSError as exc:  # the server may close without a status line: that is the answer
+            answer = answer or f"closed ({type(exc).__name__})".encode()
     return answer.split(b"\r\n", 1)[0], seconds, sent
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def webhook_wrong_secret(template: Path, megabytes: int = 90, concurrent: int = 4) -> dict:
@@ -590,7 +583,7 @@ def webhook_wrong_secret(template: Path, megabytes: int = 90, concurrent: int = 
                     TELEGRAM_WEBHOOK_SECRET="bench-secret", TELEGRAM_WEBHOOK_PORT=str(port))
     try:
         fake.wait(lambda: fake.calls_to("setWebhook"), timeout=60)
-        _wait(lambda: _accepts(port), 30)
+        _wait(lambda: accepts(port), 30)
         rss = _rss_mb(bot.process.pid)
         status, seconds, _ = huge_post(port, "wrong", megabytes * 2**20)
         one = _rss_mb(bot.process.pid)

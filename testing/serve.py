@@ -22,6 +22,15 @@ def free_port() -> int:
         return port
 
 
+def accepts(port: int) -> bool:
+    """Tell whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def start_serve(data: Path, **env: str) -> subprocess.Popen[str]:
     """Start `python -m bot serve` with only the given channel settings."""
     clean = {k: v for k, v in os.environ.items()

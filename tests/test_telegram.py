@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from bot.settings import Environment, Settings
 from bot.store.ratelimit import RateLimiter
 from bot.store.sqlite import SQLiteStore
 from testing.fake_telegram import BOT, FakeTelegram, RunningBot, html_problem
-from testing.serve import free_port, start_serve, stop_serve
+from testing.serve import accepts, free_port, start_serve, stop_serve
 
 ADMIN, SELLER, OTHER = 42, 7, 8
 GROUP = -1001
@@ -233,14 +232,6 @@ def test_questions_beyond_the_per_user_limit_get_a_polite_notice(
         running.close()
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, service: KnowledgeService,
                                                    tmp_path: Path) -> None:
     port = free_port()
@@ -249,7 +240,7 @@ def test_webhook_refuses_a_missing_or_wrong_secret(fake: FakeTelegram, service: 
     running = RunningBot(_dialogue(service, tmp_path), config).start()
     try:
         [hook] = fake.wait(lambda: fake.calls_to("setWebhook"))
-        fake.wait(lambda: _accepts(port))  # the webhook server may bind a moment later
+        fake.wait(lambda: accepts(port))  # the webhook server may bind a moment later
         assert hook.params["secret_token"] == "s3cret-token"
         update = {"update_id": 1, "message": {
             "message_id": 1, "date": 1, "text": "直客是什么",
@@ -372,7 +363,7 @@ def test_the_webhook_checks_the_secret_before_the_body_and_caps_it(
                           HTTP_PORT=str(free_port()))
     try:
         fake.wait(lambda: fake.calls_to("setWebhook"), timeout=90)
-        fake.wait(lambda: _accepts(port))
+        fake.wait(lambda: accepts(port))
         rss = _rss_kb(process.pid)
         with ThreadPoolExecutor(4) as pool:  # four 90 MB posts at once, each a wrong secret
             results = list(pool.map(lambda _: huge_post(port, "wrong", 90 * 2**20), range(4)))

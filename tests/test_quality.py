@@ -163,3 +163,14 @@ def test_kb_check_lists_expired_and_old_entries(run_cli) -> None:
     assert result.returncode == 0, result.stderr
     assert "baiwan-mianyong: 有效期已结束（2026-08-31）" in result.stdout
     assert "commission-history: 信息截至 2019，已超过一年" in result.stdout
+
+
+def test_a_date_that_is_no_calendar_day_is_a_problem_not_a_crash_later(
+        knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/shop/baiwan-mianyong.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("valid_until: 2026-08-31", "valid_until: 2026-02-30"),
+                    encoding="utf-8")
+    kb, problems = check_knowledge(knowledge_copy)
+    assert kb is None
+    assert any("baiwan-mianyong.md" in str(p) and "2026-02-30" in str(p) for p in problems)

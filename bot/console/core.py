@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,11 +68,10 @@ class Saved:
     rel: str
     text: str
     checked: Checked
-    extra: list[Problem] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
-        return [*self.extra, *self.checked.errors]
+        return self.checked.errors
 
 
 class Console:
@@ -167,20 +166,17 @@ class Console:
 
     # ------------------------------------------------------------------ editing
 
-    def check_text(self, rel: str, text: str | None, form: EntryForm | None = None) -> Saved:
-        checked = self.draft.check({rel: text})
-        extra = form.date_problems(rel) if form else []
-        return Saved(rel, text or "", checked, extra)
+    def check_text(self, rel: str, text: str | None) -> Saved:
+        return Saved(rel, text or "", self.draft.check({rel: text}))
 
-    def save(self, who: str, rel: str, text: str | None, base: str,
-             form: EntryForm | None = None) -> Saved:
+    def save(self, who: str, rel: str, text: str | None, base: str) -> Saved:
         """Validate and write one draft file (None deletes it) if unchanged since opened.
 
         Raises Conflict (files.Conflict) when it changed; returns the check with errors, and
         writes nothing, when the loader finds errors.
         """
         with self._write_lock:
-            saved = self.check_text(rel, text, form)
+            saved = self.check_text(rel, text)
             if saved.errors:
                 return saved
             before = self.draft.write(rel, text, base)
@@ -204,7 +200,7 @@ class Console:
             target = form.questions_en if language(question) == "en" else form.questions
             target.append(question)
             new = form.compose()
-            saved = self.check_text(rel, new, form)
+            saved = self.check_text(rel, new)
             if saved.errors:
                 raise Refused("加入后没有通过检查：" + "；".join(str(p) for p in saved.errors))
             self.draft.write(rel, new, digest(text))

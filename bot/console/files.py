@@ -25,7 +25,13 @@ from typing import Any
 
 import yaml
 
-from bot.kb.loader import ENGLISH_MARKER, KnowledgeBase, Problem, check_knowledge
+from bot.kb.loader import (
+    ENGLISH_MARKER,
+    KnowledgeBase,
+    Problem,
+    check_knowledge,
+    split_english,
+)
 
 TOP_FILES = ("concepts.yaml", "aliases.yaml", "scope.yaml")
 _ID_CHARS = re.compile(r"^[a-z0-9-]+$")
@@ -159,7 +165,7 @@ class EntryForm:
         except (AttributeError, TypeError):
             return None  # a shape the form cannot show (a source that is not a mapping...)
         body = "".join(lines[end + 1:])
-        chinese, marker, english = _split_body(body)
+        chinese, marker, english = split_english(body)
         form.answer, form.answer_en = chinese.strip(), english.strip()
         if not marker and english:
             return None
@@ -210,29 +216,6 @@ class EntryForm:
         if self.answer_en.strip():
             text += f"\n{ENGLISH_MARKER}\n{self.answer_en.strip()}\n"
         return text
-
-    def date_problems(self, rel: str) -> list[Problem]:
-        """Dates of the right shape that are no calendar day (2025-02-30) break answers later."""
-        found = []
-        values = [("as_of", self.as_of), ("valid_from", self.valid_from),
-                  ("valid_until", self.valid_until)] + [("source date", s.date)
-                                                         for s in self.sources]
-        for name, value in values:
-            if _DATE_SHAPE.match(value or ""):
-                parts = [int(p) for p in value.split("-")] + [1, 1]
-                try:
-                    dt.date(parts[0], parts[1], parts[2])
-                except ValueError:
-                    found.append(Problem(rel, 1, f"{name} '{value}' is not a real date"))
-        return found
-
-
-def _split_body(body: str) -> tuple[str, str, str]:
-    lines = body.splitlines(keepends=True)
-    for i, line in enumerate(lines):
-        if line.strip() == ENGLISH_MARKER:
-            return "".join(lines[:i]), line, "".join(lines[i + 1:])
-    return body, "", ""
 
 
 def _text(value: Any) -> str:

@@ -385,7 +385,7 @@ class ConsoleRoutes:
         delete = data.get("action") == "delete" and not new
         try:
             saved = await self.run(self.console.save, self._user(request), rel,
-                                   None if delete else text, base, form)
+                                   None if delete else text, base)
         except Conflict as exc:
             opened = self.console.recall(base) if base else ""
             other = unified_diff(opened, exc.current, rel, ("opened", "now"))
@@ -413,7 +413,7 @@ class ConsoleRoutes:
                              error=str(exc), rel="")
 
         def run() -> tuple[list, dict[str, str]]:
-            saved = self.console.check_text(rel, text, form)
+            saved = self.console.check_text(rel, text)
             preview = {}
             if form is not None and saved.checked.kb is not None:
                 preview = self.console.preview(saved.checked.kb, form.id)

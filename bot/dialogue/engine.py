@@ -221,7 +221,7 @@ class Engine:
         # A question about another platform is out of scope unless the best entry speaks of
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
         named = contains_which(turn.norm, scope.platforms)
-        if named and not (hits and contains_which(self._entry_text(scope, hits[0].key), named)):
+        if named and not (hits and contains_which(scope.entry_texts[hits[0].key], named)):
             return Reply("fallback", reason="other_platform", lang=turn.lang,
                          message=turn.say("other_platform", platforms="、".join(named)))
         if contains_any(turn.norm, scope.chitchat) and not self._trusted(turn, hits):
@@ -401,10 +401,6 @@ class Engine:
                                                           *e.questions_en)))
                                       for e in kb.entries.values()}))
         return scope
-
-    def _entry_text(self, scope: _Scope, key: str) -> str:
-        """Return an entry's title, questions and answers, normalised (once per snapshot)."""
-        return scope.entry_texts[key]
 
     def _trusted(self, turn: Turn, hits: list[Hit]) -> bool:
         """Tell whether the best hit may be the answer: a high enough score with some likeness

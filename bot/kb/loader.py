@@ -59,6 +59,19 @@ MIN_QUESTIONS = 4
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _is_date(value: str, full: bool = False) -> bool:
+    """Tell whether value is a calendar date written 2025, 2025-08 or 2025-08-25 (only the
+    last when full): 2025-02-30 has the shape but would break freshness judgements later."""
+    if not (_FULL_DATE if full else _DATE).match(value):
+        return False
+    year, month, day = ([int(p) for p in value.split("-")] + [1, 1])[:3]
+    try:
+        dt.date(year, month, day)
+    except ValueError:
+        return False
+    return True
 _UNDATED = {"undated", "未注明", "不详"}
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
 DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
@@ -263,6 +276,9 @@ def _construct_text(loader: _LineLoader, node: yaml.ScalarNode) -> _Text:
 
 
 _LineLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
+# Dates stay text: the loader checks them itself, so 2026-02-30 is a file:line problem, not
+# PyYAML's ValueError.
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
 def _line_of(value: Any, default: int) -> int:
@@ -334,7 +350,7 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
     for key in REQUIRED_FIELDS:
         if data.get(key) in (None, "", []):
             problems.append(_problem(rel, at.get(key, 2), "kb_missing_field", field=key))
-    answer, _, answer_en = (part.strip() for part in _split_english(body))
+    answer, _, answer_en = (part.strip() for part in split_english(body))
     if not answer:
         problems.append(_problem(rel, body_line, "kb_empty_answer"))
     entry_id = _as_text(data.get("id"))
@@ -351,7 +367,7 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
                                  choices="、".join(BASIS_LABELS.values()),
                                  keys=", ".join(BASIS_LABELS)))
     as_of = _as_text(data.get("as_of"))
-    if as_of and not _DATE.match(as_of):
+    if as_of and not _is_date(as_of):
         problems.append(_problem(rel, at["as_of"], "kb_bad_as_of", value=as_of))
     sources = _sources(data.get("sources"), rel, at.get("sources", 2), problems)
     if basis == "official" and sources and not any(s.official for s in sources):
@@ -362,7 +378,7 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
     validity = {}
     for key in ("valid_from", "valid_until"):
         validity[key] = _as_text(data.get(key))
-        if validity[key] and not _FULL_DATE.match(validity[key]):
+        if validity[key] and not _is_date(validity[key], full=True):
             problems.append(_problem(rel, at[key], "kb_bad_full_date", field=key,
                                      value=validity[key]))
     if (validity["valid_from"] and validity["valid_until"]
@@ -391,7 +407,7 @@ def _parse_entry(path: Path, rel: str, problems: list[Problem]) -> Entry | None:
     )
 
 
-def _split_english(body: str) -> tuple[str, str, str]:
+def split_english(body: str) -> tuple[str, str, str]:
     """Split an entry's body at the English marker line: (Chinese, marker, English)."""
     lines = body.splitlines(keepends=True)
     for i, line in enumerate(lines):
@@ -431,7 +447,7 @@ def _sources(value: Any, rel: str, line: int, problems: list[Problem]) -> list[S
             problems.append(_problem(rel, line, "kb_source_fields"))
             continue
         date = _as_text(item.get("date"))
-        if not (_DATE.match(date) or date in _UNDATED):
+        if not (_is_date(date) or date in _UNDATED):
             problems.append(_problem(rel, _line_of(item.get("ref"), line - 1) + 1,
                                      "kb_bad_source_date", value=date))
             continue

@@ -215,11 +215,6 @@ class Settings:
     learned_answerability: bool = True  # judge answers with bot/dialogue/answerability.json
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Read the validated environment (and .env, or only env); unset keep their defaults."""
-        return cls.from_environment(Environment.load(env))
-
-    @classmethod
     def from_environment(cls, e: Environment) -> Settings:
         """Derive the settings from a loaded Environment."""
         base = cls()

@@ -18,12 +18,14 @@ from typing import NamedTuple
 import numpy as np
 
 from bot.copy import say
-from bot.dialogue.answerability import Model, Vocabulary, features
+from bot.dialogue.answerability import Model, Vocabulary, features, terms
 from bot.dialogue.replies import NONE_OF_THESE, Option, Reply
 from bot.dialogue.senses import (
+    FOLLOW_UP_CHARS,
     LONG_MESSAGE,
     ConceptView,
     entry_option,
+    follow_up_subject,
     is_follow_up,
     language,
     looks_like_pick,
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 SHOWN = 20  # answered entries a conversation remembers, for feedback on them
 LAST_QUESTION_CHARS = 120  # how much of the last question a follow-up inherits
 ASKING_BONUS = 0.05  # a clause that asks something is more likely the question
+SUBJECT_POOL = 10  # entries a follow-up with a new subject is chosen from
 
 
 class ConversationKey(NamedTuple):
@@ -70,6 +73,7 @@ class Turn:
     conv: Conversation = field(default_factory=Conversation)
     loaded: bool = False  # conv was read from the store, so it is written back
     norm: str = ""
+    subject: str = ""  # the new subject a follow-up names ("那京东的呢" → "京东")
 
     def say(self, key: str, **values: object) -> str:
         return say(self.lang, key, **values)
@@ -144,7 +148,8 @@ class Engine:
         self._load(turn)
         pending = self._live_pending(turn)
         if pending:
-            option = pick_option(pending.options, turn.text, turn.snap.normalizer)
+            option = (pick_option(pending.options, turn.text, turn.snap.normalizer)
+                      or self._sense_named(turn, pending))
             if option is not None:
                 turn.conv.pending = None
                 return self._resolve(turn, pending, option)
@@ -159,7 +164,9 @@ class Engine:
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
         if turn.conv.last_question and is_follow_up(turn.text):
-            # "那兴趣博主呢", "要多久": the subject is the previous question's.
+            # "要多久": the subject is the previous question's; "那京东的呢" keeps the question
+            # and changes its subject.
+            turn.subject = follow_up_subject(turn.text)
             turn.text = f"{turn.conv.last_question} {turn.text}"
         elif len(turn.text) >= LONG_MESSAGE:
             turn.text = self._focus(turn)
@@ -181,6 +188,46 @@ class Engine:
             return turn.text
         span, score = max(((s, best(s, asking)) for s, asking in spans), key=lambda x: x[1])
         return span if score > whole else turn.text
+
+    def _sense_named(self, turn: Turn, pending: Pending) -> Option | None:
+        """Take a short reply to "which 个体店 do you mean?" that names a sense by its cue words
+        ("就普通号") as picking that sense."""
+        if pending.kind != "concept" or len(turn.text) > FOLLOW_UP_CHARS:
+            return None
+        view = next((v for v in self._scope_of(turn.snap).views
+                     if v.concept.id == pending.concept), None)
+        sense = view.settle(turn.snap.normalizer(turn.text)) if view else None
+        if view is None or sense is None:
+            return None
+        return next((o for o in pending.options if o.id == sense_id(view.concept, sense)), None)
+
+    def _on_subject(self, turn: Turn, query: np.ndarray) -> list[Hit]:
+        """Rank entries for a follow-up that changes the subject ("那聚光呢" after a question
+        on 薯条's goals): by how well they match the question and the new subject together.
+        The entry just answered stays only if its questions name the new subject."""
+        snap = turn.snap
+        index = snap.index
+        subject = snap.normalizer(turn.subject)
+        n = len(index.keys)
+        together = index.search_normalised(turn.norm, query, None, top_k=n)
+        alone = {h.key: h for h in index.search(subject, top_k=n)} if subject else {}
+        previous = turn.conv.shown[-1] if turn.conv.shown else None
+        if previous and not self._speaks_of(snap, previous, subject):
+            together = [h for h in together if h.key != previous]
+        if not alone:
+            return together[:SUBJECT_POOL]
+        # Both queries weigh alike: the scores stay on the scale the thresholds expect.
+        both = [Hit(h.key, (h.score + alone[h.key].score) / 2, (h.dense + alone[h.key].dense) / 2,
+                    (h.lexical + alone[h.key].lexical) / 2) for h in together]
+        return sorted(both, key=lambda h: -h.score)[:SUBJECT_POOL]
+
+    def _speaks_of(self, snap: Snapshot, key: str, subject: str) -> bool:
+        """Tell whether an entry's text holds most of what is informative in subject."""
+        vocabulary = self._scope_of(snap).vocabulary
+        known = [t for t in terms(subject) if t in vocabulary.idf]
+        mine = vocabulary.entry_terms.get(key, frozenset())
+        total = sum(vocabulary.weight(t) for t in known)
+        return total > 0 and sum(vocabulary.weight(t) for t in known if t in mine) >= total / 2
 
     def _other_sense(self, turn: Turn, which: int) -> Reply | None:
         """Answer "那另一种呢" with the sense the user did not pick last time."""
@@ -216,7 +263,8 @@ class Engine:
             return Reply("fallback", reason="declined", lang=turn.lang,
                          message=turn.say("declined"))
         query = snap.index.embed_query(turn.norm)
-        hits = snap.index.search_normalised(turn.norm, query, None, top_k=5)
+        hits = (self._on_subject(turn, query) if turn.subject
+                else snap.index.search_normalised(turn.norm, query, None, top_k=5))
 
         # A question about another platform is out of scope unless the best entry speaks of
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
@@ -241,7 +289,7 @@ class Engine:
                 # So does one whose other words single out one sense ("导流新规几号执行"): asking
                 # which sense is meant is pointless when no other sense comes close.
                 if (top and self._trusted(turn, hits)
-                        and self._sense_gap(view, snap, top, turn.norm, query) >= th.decisive):
+                        and self._sense_gap(view, snap, top, turn.norm) >= th.decisive):
                     return self._answer(turn, top)
                 return self._clarify(turn, view.options(turn.lang), view.concept, 0.0)
             in_sense = snap.index.search_normalised(turn.norm, query, set(sense.entries), top_k=1)
@@ -426,15 +474,21 @@ class Engine:
         return features(turn.norm or turn.snap.normalizer(turn.text), top.key, top.score,
                         top.dense, top.lexical, gap, vocabulary)
 
-    def _sense_gap(self, view: ConceptView, snap: Snapshot, top: Hit, norm: str,
-                   query: np.ndarray) -> float:
-        """Return how far the best hit leads the best entry of any other sense.
+    def _sense_gap(self, view: ConceptView, snap: Snapshot, top: Hit, norm: str) -> float:
+        """Return how far the best hit leads the best entry of any other sense on the
+        question's other words: the term itself says nothing about which sense is meant
+        ("小红书能挂外链吗" is the bare term; in "导流新规几号执行" 新规 singles out one sense).
 
         Only senses compete: when the best entry belongs to no sense at all, the term is
         incidental to the question ("投流时直客老催我加钱" is about 直客) unless some sense's
         entry comes close.
         """
+        rest = view.without_terms(norm)
+        if not has_meaning(rest):
+            return 0.0
+        query = snap.index.embed_query(rest)
+        mine = snap.index.search_normalised(rest, query, {top.key}, top_k=1)
         rivals = {key for sense, _ in view.cues if top.key not in sense.entries
                   for key in sense.entries}
-        rival = snap.index.search_normalised(norm, query, rivals, top_k=1) if rivals else []
-        return top.score - (rival[0].score if rival else 0.0)
+        rival = snap.index.search_normalised(rest, query, rivals, top_k=1) if rivals else []
+        return (mine[0].score if mine else 0.0) - (rival[0].score if rival else 0.0)

@@ -53,6 +53,12 @@ class ConceptView:
         mine = [c for c in clauses if any(t in c for t in self.terms)]
         return " ".join(mine) if mine else text
 
+    def without_terms(self, text: str) -> str:
+        """Return normalised text with the concept's own terms taken out."""
+        for term in sorted(self.terms, key=len, reverse=True):
+            text = text.replace(term, " ")
+        return " ".join(text.split())
+
     def options(self, lang: str = "zh") -> list[Option]:
         """Return one option per sense, labelled in the user's language where possible."""
         return [Option(sense_id(self.concept, s), s.label_en if lang == "en" and s.label_en
@@ -108,6 +114,27 @@ _FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎�
 FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
 
 
+_FOLLOW_END = ("的呢", "呢", "吧", "吗", "的话", "?")
+
+
+def follow_up_subject(text: str) -> str:
+    """Return the new subject a follow-up names ("那京东的呢" → "京东"), or "" when it only
+    asks about another side of the same subject ("要多久", "多少钱")."""
+    raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
+    if _asks_aspect(raw):
+        return ""
+    for start in sorted(_FOLLOW_START, key=len, reverse=True):
+        if raw.startswith(start):
+            raw = raw[len(start):]
+            break
+    for end in _FOLLOW_END:
+        if raw.endswith(end):
+            raw = raw[: -len(end)]
+            break
+    raw = raw.strip(_EDGE_PUNCT)
+    return "" if _asks_aspect(raw) else raw
+
+
 def other_sense(text: str) -> int | None:
     """Return which other sense "那另一种呢" / "第三种呢" asks for: 0 for "the other", or N."""
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
@@ -125,8 +152,13 @@ def is_follow_up(text: str) -> bool:
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
     if not raw or len(raw) > FOLLOW_UP_CHARS * (3 if raw.isascii() else 1):
         return False
-    return (raw.startswith(_FOLLOW_START) or raw.endswith("呢")
-            or any(raw.startswith(a) or raw == a for a in _FOLLOW_ASKS))
+    return raw.startswith(_FOLLOW_START) or raw.endswith("呢") or _asks_aspect(raw)
+
+
+def _asks_aspect(raw: str) -> bool:
+    """Tell whether a short message only asks for a figure or condition ("要多久", "多少钱?")."""
+    return any(raw.startswith(a) or (a in raw and len(raw) <= len(a) + 2)
+               for a in _FOLLOW_ASKS)
 
 
 _CLAUSE_END = re.compile(r"(?<=[，,。！!？?；;\n…])")

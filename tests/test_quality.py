@@ -73,6 +73,54 @@ def test_a_follow_up_is_read_against_the_previous_question(engine: Engine, key) 
     assert engine.reply(key, "薯条是什么东西").entry_id == "shutiao-what"
 
 
+@pytest.mark.parametrize(("first", "then", "entry"), [
+    ("红猫计划是什么", "那京东呢", "jd-cooperation"),
+    ("聚光开户要什么资质", "那千帆呢", "qianfan-what"),
+    ("薯条的投放目标有哪些", "那聚光呢", "juguang-what"),
+])
+def test_a_follow_up_that_changes_the_subject_leaves_the_old_answer(
+        engine: Engine, key, first: str, then: str, entry: str) -> None:
+    before = engine.reply(key, first)
+    assert before.kind == "answer"
+    after = engine.reply(key, then)
+    assert after.entry_id == entry and after.entry_id != before.entry_id
+
+
+def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) -> None:
+    assert engine.reply(key, "开餐饮团购要什么条件").entry_id == "bendi-tuangou-join"
+    assert engine.reply(key, "大概多久").entry_id == "bendi-tuangou-join"
+
+
+@pytest.mark.parametrize("reply", ["我是普通账号", "用身份证开的"])
+def test_a_reply_naming_a_sense_by_its_cue_picks_it(engine: Engine, key, reply: str) -> None:
+    assert engine.reply(key, "个体店怎么开").kind == "clarify"
+    assert engine.reply(key, reply).entry_id == "getidian-personal"
+
+
+def test_questions_about_the_past_go_to_the_history(engine: Engine) -> None:
+    for i, question in enumerate(["小红书最早的时候能挂外链吗", "外链以前是怎么回事"]):
+        reply = engine.reply(ConversationKey("t", "past", str(i)), question)
+        assert reply.entry_id == "external-links-history", question
+    # Without a word about the past, the bare term still asks which kind is meant.
+    assert engine.reply(ConversationKey("t", "past", "now"), "外链能做吗").kind == "clarify"
+
+
+def test_the_term_alone_settles_no_sense(engine: Engine, key) -> None:
+    # 导流 is one of 引流's own terms: it cannot also be the cue that picks a sense.
+    reply = engine.reply(key, "导流该怎么搞")
+    assert (reply.kind, reply.concept) == ("clarify", "yinliu")
+
+
+@pytest.mark.parametrize(("question", "entry"), [
+    ("My notes lost reach after I attached a product, am I shadowbanned?",
+     "product-note-traffic"),
+    ("笔记挂了product就没流量了", "product-note-traffic"),
+])
+def test_english_and_mixed_cue_words_settle_the_sense(engine: Engine, key, question: str,
+                                                      entry: str) -> None:
+    assert engine.reply(key, question).entry_id == entry
+
+
 def test_the_other_sense_after_a_clarification(engine: Engine, key) -> None:
     assert engine.reply(key, "个体店怎么开啊").kind == "clarify"
     assert engine.reply(key, "1").entry_id == "getidian-personal"

@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -24,6 +24,7 @@ from bot.dialogue.senses import (
     FOLLOW_UP_CHARS,
     LONG_MESSAGE,
     ConceptView,
+    asks_about_past,
     entry_option,
     follow_up_subject,
     is_follow_up,
@@ -48,6 +49,7 @@ SHOWN = 20  # answered entries a conversation remembers, for feedback on them
 LAST_QUESTION_CHARS = 120  # how much of the last question a follow-up inherits
 ASKING_BONUS = 0.05  # a clause that asks something is more likely the question
 SUBJECT_POOL = 10  # entries a follow-up with a new subject is chosen from
+PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
 
 
 class ConversationKey(NamedTuple):
@@ -91,6 +93,7 @@ class _Scope:
     views: tuple[ConceptView, ...]
     entry_texts: dict[str, str]
     vocabulary: Vocabulary
+    past: frozenset[str]  # entries whose title or questions ask how things were
 
 
 class Engine:
@@ -229,6 +232,14 @@ class Engine:
         total = sum(vocabulary.weight(t) for t in known)
         return total > 0 and sum(vocabulary.weight(t) for t in known if t in mine) >= total / 2
 
+    @staticmethod
+    def _steer_to_past(scope: _Scope, hits: list[Hit]) -> list[Hit]:
+        """Favour entries about how things were ("小红书以前能跳淘宝吗" asks for the history of
+        外链, not today's rules) when the question asks about the past."""
+        steered = [replace(h, score=min(1.0, h.score + PAST_BONUS)) if h.key in scope.past
+                   else h for h in hits]
+        return sorted(steered, key=lambda h: -h.score)
+
     def _other_sense(self, turn: Turn, which: int) -> Reply | None:
         """Answer "那另一种呢" with the sense the user did not pick last time."""
         concept_id, _, picked = turn.conv.last_sense.partition(".")
@@ -264,7 +275,10 @@ class Engine:
                          message=turn.say("declined"))
         query = snap.index.embed_query(turn.norm)
         hits = (self._on_subject(turn, query) if turn.subject
-                else snap.index.search_normalised(turn.norm, query, None, top_k=5))
+                else snap.index.search_normalised(turn.norm, query, None, top_k=SUBJECT_POOL))
+        if asks_about_past(turn.norm):
+            hits = self._steer_to_past(scope, hits)
+        hits = hits[:5]
 
         # A question about another platform is out of scope unless the best entry speaks of
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
@@ -283,8 +297,10 @@ class Engine:
             if sense is None:
                 top = hits[0] if hits else None
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.
+                # So does one about the term's past ("外链最早是怎么回事"), when its history leads.
                 if (top and top.key in view.concept.general and self._trusted(turn, hits)
-                        and contains_any(turn.norm, view.general_cues)):
+                        and (contains_any(turn.norm, view.general_cues)
+                             or (asks_about_past(turn.norm) and top.key in scope.past))):
                     return self._answer(turn, top)
                 # So does one whose other words single out one sense ("导流新规几号执行"): asking
                 # which sense is meant is pointless when no other sense comes close.
@@ -447,7 +463,9 @@ class Engine:
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
                 Vocabulary.of(texts, {e.id: n(" ".join((e.title, *e.questions, e.title_en,
                                                           *e.questions_en)))
-                                      for e in kb.entries.values()}))
+                                      for e in kb.entries.values()}),
+                frozenset(e.id for e in kb.entries.values() if asks_about_past(
+                    n(" ".join((e.title, *e.questions, e.title_en, *e.questions_en))))))
         return scope
 
     def _trusted(self, turn: Turn, hits: list[Hit]) -> bool:

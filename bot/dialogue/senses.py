@@ -175,6 +175,17 @@ def windows(text: str) -> list[tuple[str, bool]]:
     return [(span, any(word in span.lower() for word in _ASKING)) for span in spans]
 
 
+# 之前 and 过去 are left out: "确认收货之前", "发过去" speak of order, not of history.
+PAST_WORDS = ("以前", "当年", "早年", "早几年", "前几年", "最早", "历史", "哪年", "哪一年", "曾经",
+              "那时候", "back then", "history", "originally", "which year",
+              "in the past", "first started")
+
+
+def asks_about_past(normalised: str) -> bool:
+    """Tell whether a question asks how things were or when they began, not how they are."""
+    return any(word in normalised for word in PAST_WORDS)
+
+
 def looks_like_pick(text: str) -> bool:
     """Tell whether text is only a number, 第N个 or 都不是: a pick, never a question."""
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()

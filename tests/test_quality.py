@@ -89,6 +89,13 @@ def test_a_follow_up_that_changes_the_subject_leaves_the_old_answer(
 def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) -> None:
     assert engine.reply(key, "开餐饮团购要什么条件").entry_id == "bendi-tuangou-join"
     assert engine.reply(key, "大概多久").entry_id == "bendi-tuangou-join"
+    # The figure may live in a neighbouring entry on the same subject.
+    assert engine.reply(key, "企业号认证需要什么材料").entry_id == "enterprise-cert-materials"
+    assert engine.reply(key, "要多少钱").entry_id == "enterprise-certification-fee"
+
+
+def test_a_question_about_the_terms_two_meanings_is_answered(engine: Engine, key) -> None:
+    assert engine.reply(key, "个体店怎么会有两种解释").entry_id == "getidian-meanings"
 
 
 @pytest.mark.parametrize("reply", ["我是普通账号", "用身份证开的"])

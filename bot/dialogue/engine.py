@@ -76,6 +76,7 @@ class Turn:
     loaded: bool = False  # conv was read from the store, so it is written back
     norm: str = ""
     subject: str = ""  # the new subject a follow-up names ("那京东的呢" → "京东")
+    aspect: str = ""  # or what else it asks of the same subject ("多少钱")
 
     def say(self, key: str, **values: object) -> str:
         return say(self.lang, key, **values)
@@ -167,9 +168,10 @@ class Engine:
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
         if turn.conv.last_question and is_follow_up(turn.text):
-            # "要多久": the subject is the previous question's; "那京东的呢" keeps the question
-            # and changes its subject.
+            # "要多久" asks more of the previous question's subject; "那京东的呢" keeps the
+            # question and changes its subject.
             turn.subject = follow_up_subject(turn.text)
+            turn.aspect = "" if turn.subject else turn.text
             turn.text = f"{turn.conv.last_question} {turn.text}"
         elif len(turn.text) >= LONG_MESSAGE:
             turn.text = self._focus(turn)
@@ -205,17 +207,19 @@ class Engine:
         return next((o for o in pending.options if o.id == sense_id(view.concept, sense)), None)
 
     def _on_subject(self, turn: Turn, query: np.ndarray) -> list[Hit]:
-        """Rank entries for a follow-up that changes the subject ("那聚光呢" after a question
-        on 薯条's goals): by how well they match the question and the new subject together.
-        The entry just answered stays only if its questions name the new subject."""
+        """Rank entries for a follow-up by how well they match the previous question and the
+        follow-up's own words together: the new subject ("那聚光呢" after a question on 薯条's
+        goals) or the other side asked of the same one ("多少钱" after one on the materials
+        for certification). After a new subject, the entry just answered stays only if its
+        text speaks of that subject."""
         snap = turn.snap
         index = snap.index
-        subject = snap.normalizer(turn.subject)
+        subject = snap.normalizer(turn.subject or turn.aspect)
         n = len(index.keys)
         together = index.search_normalised(turn.norm, query, None, top_k=n)
         alone = {h.key: h for h in index.search(subject, top_k=n)} if subject else {}
         previous = turn.conv.shown[-1] if turn.conv.shown else None
-        if previous and not self._speaks_of(snap, previous, subject):
+        if previous and turn.subject and not self._speaks_of(snap, previous, subject):
             together = [h for h in together if h.key != previous]
         if not alone:
             return together[:SUBJECT_POOL]
@@ -274,7 +278,7 @@ class Engine:
             return Reply("fallback", reason="declined", lang=turn.lang,
                          message=turn.say("declined"))
         query = snap.index.embed_query(turn.norm)
-        hits = (self._on_subject(turn, query) if turn.subject
+        hits = (self._on_subject(turn, query) if turn.subject or turn.aspect
                 else snap.index.search_normalised(turn.norm, query, None, top_k=SUBJECT_POOL))
         if asks_about_past(turn.norm):
             hits = self._steer_to_past(scope, hits)

@@ -75,7 +75,8 @@ def _is_date(value: str, full: bool = False) -> bool:
 _UNDATED = {"undated", "未注明", "不详"}
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
 DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
-                        "有哪些", "哪些", "定义", "一回事", "一样吗", "承认", "分别")
+                        "有哪些", "哪些", "定义", "一回事", "一样吗", "承认", "分别", "两种",
+                        "解释", "说法")
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,16 @@ class SearchIndex:
         return self.query_cache.get(normalised, lambda: self.encoder.encode(
             [normalised], role="query")[0])
 
+    def embed_queries(self, normalised: Sequence[str]) -> list[np.ndarray]:
+        """Return the query vectors of several normalised texts, encoding the ones not seen
+        before in one call (a long message's clauses cost one encode, not a dozen)."""
+        missing = [t for t in dict.fromkeys(normalised) if not self.query_cache.has(t)]
+        if missing:
+            for text, vector in zip(missing, self.encoder.encode(missing, role="query"),
+                                    strict=True):
+                self.query_cache.put(text, vector)
+        return [self.embed_query(t) for t in normalised]
+
     def search(self, text: str, restrict: set[str] | None = None, top_k: int = 5) -> list[Hit]:
         """Return the best entries for text, best first; restrict limits them to some keys."""
         normalised = self.normalizer(text)
@@ -134,6 +144,17 @@ class QueryCache:
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def has(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def put(self, key: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = vector
+            self._items.move_to_end(key)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
     def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         with self._lock:
             vector = self._items.get(key)
@@ -143,10 +164,7 @@ class QueryCache:
                 return vector
             self.misses += 1
         vector = compute()  # outside the lock: other queries go on meanwhile
-        with self._lock:
-            self._items[key] = vector
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self.put(key, vector)
         return vector
 
 

@@ -180,18 +180,22 @@ class Engine:
     def _focus(self, turn: Turn) -> str:
         """Find the question inside a long message: the clause (or pair of clauses) the
         knowledge matches best, preferring ones that ask something, if it beats the whole."""
-        index = turn.snap.index
-
-        def best(text: str, asking: bool) -> float:
-            hits = index.search(text, top_k=1)
-            return (hits[0].score if hits else 0.0) + (ASKING_BONUS if asking else 0.0)
-
-        whole = best(turn.text, False)
-        spans = windows(turn.text)
+        index, normalizer = turn.snap.index, turn.snap.normalizer
+        whole_hits = index.search(turn.text, top_k=1)
+        whole = whole_hits[0].score if whole_hits else 0.0
+        spans = [(s, asking, normalizer(s)) for s, asking in windows(turn.text)]
+        spans = [(s, asking, norm) for s, asking, norm in spans if norm]
         if not spans or whole >= self.settings.thresholds.answer:
             # The whole message already finds its entry: its story helps, not hurts.
             return turn.text
-        span, score = max(((s, best(s, asking)) for s, asking in spans), key=lambda x: x[1])
+        vectors = index.embed_queries([norm for _, _, norm in spans])
+
+        def best(norm: str, vector: np.ndarray, asking: bool) -> float:
+            hits = index.search_normalised(norm, vector, None, top_k=1)
+            return (hits[0].score if hits else 0.0) + (ASKING_BONUS if asking else 0.0)
+
+        span, score = max(((s, best(norm, vector, asking)) for (s, asking, norm), vector
+                           in zip(spans, vectors, strict=True)), key=lambda x: x[1])
         return span if score > whole else turn.text
 
     def _sense_named(self, turn: Turn, pending: Pending) -> Option | None:

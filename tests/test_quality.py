@@ -112,6 +112,15 @@ def test_questions_about_the_past_go_to_the_history(engine: Engine) -> None:
     assert engine.reply(ConversationKey("t", "past", "now"), "外链能做吗").kind == "clarify"
 
 
+def test_cues_that_tie_between_senses_answer_the_entry_both_share(engine: Engine) -> None:
+    # 开店 is a cue of the shop-racing sense, 广告 of the marketing one; both list this entry.
+    reply = engine.reply(ConversationKey("t", "tie", "1"), "开店以后笔记越写越像广告，是不是因此没流量了")
+    assert reply.entry_id == "traffic-drop-after-shop"
+    # Without cues, words that lead nowhere on their own ("账号", "很多") single out no sense.
+    reply = engine.reply(ConversationKey("t", "tie", "2"), "账号流量掉了很多")
+    assert (reply.kind, reply.concept) == ("clarify", "xianliu")
+
+
 def test_the_term_alone_settles_no_sense(engine: Engine, key) -> None:
     # 导流 is one of 引流's own terms: it cannot also be the cue that picks a sense.
     reply = engine.reply(key, "导流该怎么搞")

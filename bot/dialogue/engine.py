@@ -315,6 +315,10 @@ class Engine:
                 if (top and self._trusted(turn, hits)
                         and self._sense_gap(view, snap, top, turn.norm) >= th.decisive):
                     return self._answer(turn, top)
+                # Cue words that tie between senses may still agree on one entry.
+                if (top and top.key in view.shared_by_leaders(turn.norm)
+                        and self._trusted(turn, hits)):
+                    return self._answer(turn, top)
                 return self._clarify(turn, view.options(turn.lang), view.concept, 0.0)
             in_sense = snap.index.search_normalised(turn.norm, query, set(sense.entries), top_k=1)
             if in_sense and in_sense[0].score >= th.sense_floor:
@@ -513,8 +517,10 @@ class Engine:
         if not has_meaning(rest):
             return 0.0
         query = snap.index.embed_query(rest)
-        mine = snap.index.search_normalised(rest, query, {top.key}, top_k=1)
+        mine = snap.index.search_normalised(rest, query, None, top_k=1)
+        if not mine or mine[0].key != top.key or mine[0].score < self.settings.thresholds.answer:
+            return 0.0  # the other words alone do not lead to the entry: they single out nothing
         rivals = {key for sense, _ in view.cues if top.key not in sense.entries
                   for key in sense.entries}
         rival = snap.index.search_normalised(rest, query, rivals, top_k=1) if rivals else []
-        return (mine[0].score if mine else 0.0) - (rival[0].score if rival else 0.0)
+        return mine[0].score - (rival[0].score if rival else 0.0)

@@ -41,10 +41,22 @@ class ConceptView:
 
     def settle(self, text: str) -> Sense | None:
         """Return the sense whose cue words the text uses most, if exactly one leads."""
+        leaders = self.leaders(text)
+        return leaders[0] if len(leaders) == 1 else None
+
+    def leaders(self, text: str) -> list[Sense]:
+        """Return the senses whose cue words the text uses most (none if it uses none)."""
         counts = [(sum(1 for c in cues if affirms(text, c)), sense) for sense, cues in self.cues]
         best = max((n for n, _ in counts), default=0)
-        leaders = [sense for n, sense in counts if n == best]
-        return leaders[0] if best > 0 and len(leaders) == 1 else None
+        return [sense for n, sense in counts if n == best] if best > 0 else []
+
+    def shared_by_leaders(self, text: str) -> set[str]:
+        """Return the entries every leading sense shares: when cues tie between senses
+        ("开店之后笔记像广告没流量"), an entry that belongs to all of them answers either way."""
+        leaders = self.leaders(text)
+        if len(leaders) < 2:
+            return set()
+        return set(leaders[0].entries).intersection(*(s.entries for s in leaders[1:]))
 
     def clauses_with_term(self, text: str) -> str:
         """Return the clauses of normalised text that name the term (its cues belong there:

@@ -114,7 +114,8 @@ def test_questions_about_the_past_go_to_the_history(engine: Engine) -> None:
 
 def test_cues_that_tie_between_senses_answer_the_entry_both_share(engine: Engine) -> None:
     # 开店 is a cue of the shop-racing sense, 广告 of the marketing one; both list this entry.
-    reply = engine.reply(ConversationKey("t", "tie", "1"), "开店以后笔记越写越像广告，是不是因此没流量了")
+    reply = engine.reply(ConversationKey("t", "tie", "1"),
+                         "开店以后笔记越写越像广告，是不是因此没流量了")
     assert reply.entry_id == "traffic-drop-after-shop"
     # Without cues, words that lead nowhere on their own ("账号", "很多") single out no sense.
     reply = engine.reply(ConversationKey("t", "tie", "2"), "账号流量掉了很多")

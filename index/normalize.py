@@ -65,7 +65,7 @@ class Normalizer:
 
     def __post_init__(self) -> None:
         folded = {_fold(k): _fold(v) for k, v in self.aliases.items() if _fold(k)}
-        pattern = "|".join(re.escape(k) for k in sorted(folded, key=len, reverse=True))
+        pattern = "|".join(_bounded(k) for k in sorted(folded, key=len, reverse=True))
         object.__setattr__(self, "_alias_map", folded)
         object.__setattr__(self, "_alias_re", re.compile(pattern) if pattern else None)
         ignored = sorted({_fold(w) for w in self.ignore if _fold(w).strip()}, key=len, reverse=True)
@@ -132,6 +132,17 @@ class Normalizer:
                     if all(s in readings[i + k] for k, s in enumerate(sound)):
                         return term
         return None
+
+
+def _bounded(alias: str) -> str:
+    """Return the pattern of an alias; a Latin edge must not sit inside a longer word
+    ("deposit" is no alias inside "deposited", nor "wx" inside "wxid")."""
+    pattern = re.escape(alias)
+    if alias[0].isascii() and alias[0].isalnum():
+        pattern = r"(?<![a-z0-9])" + pattern
+    if alias[-1].isascii() and alias[-1].isalnum():
+        pattern += r"(?![a-z0-9])"
+    return pattern
 
 
 def _is_han(char: str) -> bool:

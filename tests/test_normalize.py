@@ -54,3 +54,11 @@ def test_ignored_words_vanish_after_aliases() -> None:
     assert n("小红书的 薯条") == "的 薯条"
     assert n("RedNote international version") == "international version"
     assert n("小红书") == ""
+
+
+def test_a_latin_alias_matches_whole_words_only() -> None:
+    n = Normalizer({"deposit": "保证金", "wx": "微信", "vx": "微信", "加v": "加微信"}, ())
+    assert n("How much is the deposit?") == "how much is the 保证金?"
+    assert n("I deposited money") == "i deposited money"
+    assert n("wxid_abc") == "wxid_abc"
+    assert n("加v聊") == "加微信聊" and n("加vx") == "加微信"

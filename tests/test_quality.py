@@ -239,3 +239,14 @@ def test_a_date_that_is_no_calendar_day_is_a_problem_not_a_crash_later(
     kb, problems = check_knowledge(knowledge_copy)
     assert kb is None
     assert any("baiwan-mianyong.md" in str(p) and "2026-02-30" in str(p) for p in problems)
+
+
+@pytest.mark.parametrize(("question", "entry"), [
+    ("How much is the deposit for an online shop?", "shop-types-deposit"),
+    ("What is a traffic product?", "yinliukuan-what"),
+    ("I deposited money into Juguang, can I get it back?", "juguang-balance-refund"),
+])
+def test_english_platform_terms_are_understood(engine: Engine, key, question: str,
+                                               entry: str) -> None:
+    reply = engine.reply(key, question)
+    assert (reply.entry_id, reply.lang) == (entry, "en")

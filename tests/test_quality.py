@@ -95,7 +95,7 @@ def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) 
 
 
 def test_a_question_about_the_terms_two_meanings_is_answered(engine: Engine, key) -> None:
-    assert engine.reply(key, "个体店怎么会有两种解释").entry_id == "getidian-meanings"
+    assert engine.reply(key, "为啥个体店会有两种解释").entry_id == "getidian-meanings"
 
 
 @pytest.mark.parametrize("reply", ["我是普通账号", "用身份证开的"])
@@ -120,6 +120,18 @@ def test_cues_that_tie_between_senses_answer_the_entry_both_share(engine: Engine
     # Without cues, words that lead nowhere on their own ("账号", "很多") single out no sense.
     reply = engine.reply(ConversationKey("t", "tie", "2"), "账号流量掉了很多")
     assert (reply.kind, reply.concept) == ("clarify", "xianliu")
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("个体店到底是什么", "answer"),
+    ("个体店的开店步骤是什么", "clarify"),  # 是什么 asks about the steps, not the term
+])
+def test_a_general_cue_must_sit_by_the_term(engine: Engine, key, question: str,
+                                            kind: str) -> None:
+    reply = engine.reply(key, question)
+    assert reply.kind == kind
+    if kind == "answer":
+        assert reply.entry_id == "getidian-meanings"
 
 
 def test_the_term_alone_settles_no_sense(engine: Engine, key) -> None:

@@ -307,7 +307,7 @@ class Engine:
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.
                 # So does one about the term's past ("外链最早是怎么回事"), when its history leads.
                 if (top and top.key in view.concept.general and self._trusted(turn, hits)
-                        and (contains_any(turn.norm, view.general_cues)
+                        and (view.asks_about_term(turn.norm)
                              or (asks_about_past(turn.norm) and top.key in scope.past))):
                     return self._answer(turn, top)
                 # So does one whose other words single out one sense ("导流新规几号执行"): asking

@@ -21,6 +21,7 @@ _CN_DIGITS = {c: i for i, c in enumerate("一二三四五六七八九十", start
 _PICK = re.compile(r"^(?:第|选|选择)?\s*(\d{1,2}|[一二三四五六七八九十])\s*(?:个|项|条|号|\.|、)?$")
 _EDGE_PUNCT = " \t\r\n。，,.!！?？~～:：;；\"'“”‘’()（）[]【】"
 _NEGATIONS = "不没别非无未"
+TERM_REACH = 3  # characters between a term and a general cue word that still ask about the term
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,15 @@ class ConceptView:
         mine = [c for c in clauses if any(t in c for t in self.terms)]
         return " ".join(mine) if mine else text
 
+    def asks_about_term(self, text: str) -> bool:
+        """Tell whether text asks about the term itself: one of the general cue words sits
+        right by the term ("个体店是什么意思", "为啥个体店有两种解释"), not somewhere else in the
+        question ("个体店开店流程是什么" asks about a procedure)."""
+        terms = [(at, at + len(t)) for t in self.terms for at in _find_all(text, t)]
+        cues = [(at, at + len(c)) for c in self.general_cues for at in _find_all(text, c)]
+        return any(max(cue_start - term_end, term_start - cue_end) <= TERM_REACH
+                   for term_start, term_end in terms for cue_start, cue_end in cues)
+
     def without_terms(self, text: str) -> str:
         """Return normalised text with the concept's own terms taken out."""
         for term in sorted(self.terms, key=len, reverse=True):
@@ -77,14 +87,18 @@ class ConceptView:
                        else s.label) for s in self.concept.senses]
 
 
+def _find_all(text: str, word: str) -> list[int]:
+    """Return every position at which word starts in text."""
+    found, at = [], text.find(word) if word else -1
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + 1)
+    return found
+
+
 def affirms(text: str, cue: str) -> bool:
     """Tell whether text uses cue other than negated ("不违规" does not say "违规")."""
-    start = text.find(cue) if cue else -1
-    while start >= 0:
-        if start == 0 or text[start - 1] not in _NEGATIONS:
-            return True
-        start = text.find(cue, start + 1)
-    return False
+    return any(at == 0 or text[at - 1] not in _NEGATIONS for at in _find_all(text, cue))
 
 
 def sense_id(concept: Concept, sense: Sense) -> str:

@@ -65,7 +65,7 @@ class Normalizer:
 
     def __post_init__(self) -> None:
         folded = {_fold(k): _fold(v) for k, v in self.aliases.items() if _fold(k)}
-        pattern = "|".join(_bounded(k) for k in sorted(folded, key=len, reverse=True))
+        pattern = _alias_pattern(folded)
         object.__setattr__(self, "_alias_map", folded)
         object.__setattr__(self, "_alias_re", re.compile(pattern) if pattern else None)
         ignored = sorted({_fold(w) for w in self.ignore if _fold(w).strip()}, key=len, reverse=True)
@@ -134,15 +134,29 @@ class Normalizer:
         return None
 
 
-def _bounded(alias: str) -> str:
-    """Return the pattern of an alias; a Latin edge must not sit inside a longer word
-    ("deposit" is no alias inside "deposited", nor "wx" inside "wxid")."""
-    pattern = re.escape(alias)
-    if alias[0].isascii() and alias[0].isalnum():
-        pattern = r"(?<![a-z0-9])" + pattern
-    if alias[-1].isascii() and alias[-1].isalnum():
-        pattern += r"(?![a-z0-9])"
-    return pattern
+def _alias_pattern(aliases: Iterable[str]) -> str:
+    """Return one pattern matching every alias, longest first; a Latin edge must not sit
+    inside a longer word ("deposit" is no alias inside "deposited", nor "wx" inside "wxid").
+
+    Aliases with Latin letters at both edges share one pair of lookarounds: checked once per
+    position rather than once per alias, it keeps normalising long answers fast.
+    """
+    def latin(ch: str) -> bool:
+        return ch.isascii() and ch.isalnum()
+
+    ordered = sorted(aliases, key=len, reverse=True)
+    words = [re.escape(a) for a in ordered if latin(a[0]) and latin(a[-1])]
+    parts = [rf"(?<![a-z0-9])(?:{'|'.join(words)})(?![a-z0-9])"] if words else []
+    for alias in ordered:
+        if latin(alias[0]) and latin(alias[-1]):
+            continue
+        piece = re.escape(alias)
+        if latin(alias[0]):
+            piece = r"(?<![a-z0-9])" + piece
+        if latin(alias[-1]):
+            piece += r"(?![a-z0-9])"
+        parts.append(piece)
+    return "|".join(parts)
 
 
 def _is_han(char: str) -> bool:

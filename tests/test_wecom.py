@@ -534,7 +534,9 @@ def test_an_answer_whose_response_was_lost_reaches_the_retry_or_response_url(
         # Lost in transit, then WeCom retries the same msgid: the retry carries the answer.
         retried = h.robot_text("直客是什么", "m70", response_url=f"{h.api_url}/respond/r70")
         await _post_and_vanish(h, retried)
-        await asyncio.sleep(0.6)
+        # WeCom retries a few seconds later; by then the answer is ready (waiting for that, not
+        # for a fixed time, keeps the test true on a loaded machine).
+        await _until(lambda: (s := h.server.by_msgid.get("m70")) is not None and s.finished)
         status, reply = await h.robot_post(retried)
         assert status == 200 and reply["stream"]["finish"] and "直客" in reply["stream"]["content"]
         # Lost in transit and never retried: response_url carries it.

@@ -464,8 +464,10 @@ class Engine:
         scope = self._scope
         if scope is None or scope.snap is not snap:
             n, kb = snap.normalizer, snap.kb
-            texts = {e.id: n(" ".join((e.title, *e.questions, e.answer, e.title_en,
-                                       *e.questions_en, e.answer_en)))
+            asked = {e.id: n(" ".join((e.title, *e.questions, e.title_en, *e.questions_en)))
+                     for e in kb.entries.values()}
+            # Normalised piece by piece (no alias spans a question and an answer), each once.
+            texts = {e.id: f"{asked[e.id]} {n(e.answer)} {n(e.answer_en)}".strip()
                      for e in kb.entries.values()}
             scope = self._scope = _Scope(
                 snap, tuple(w for w in map(n, kb.other_platforms) if w),
@@ -473,11 +475,8 @@ class Engine:
                 frozenset(w for w in map(n, kb.greetings) if w),
                 tuple(w for w in map(n, kb.chitchat) if w),
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
-                Vocabulary.of(texts, {e.id: n(" ".join((e.title, *e.questions, e.title_en,
-                                                          *e.questions_en)))
-                                      for e in kb.entries.values()}),
-                frozenset(e.id for e in kb.entries.values() if asks_about_past(
-                    n(" ".join((e.title, *e.questions, e.title_en, *e.questions_en))))))
+                Vocabulary.of(texts, asked),
+                frozenset(key for key, text in asked.items() if asks_about_past(text)))
         return scope
 
     def _trusted(self, turn: Turn, hits: list[Hit]) -> bool:

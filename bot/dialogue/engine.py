@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SHOWN = 20  # answered entries a conversation remembers, for feedback on them
 LAST_QUESTION_CHARS = 120  # how much of the last question a follow-up inherits
 ASKING_BONUS = 0.05  # a clause that asks something is more likely the question
-SUBJECT_POOL = 10  # entries a follow-up with a new subject is chosen from
+CANDIDATES = 10  # entries ranked before follow-ups and past questions reorder them
 PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
 
 
@@ -226,11 +226,11 @@ class Engine:
         if previous and turn.subject and not self._speaks_of(snap, previous, subject):
             together = [h for h in together if h.key != previous]
         if not alone:
-            return together[:SUBJECT_POOL]
+            return together[:CANDIDATES]
         # Both queries weigh alike: the scores stay on the scale the thresholds expect.
         both = [Hit(h.key, (h.score + alone[h.key].score) / 2, (h.dense + alone[h.key].dense) / 2,
                     (h.lexical + alone[h.key].lexical) / 2) for h in together]
-        return sorted(both, key=lambda h: -h.score)[:SUBJECT_POOL]
+        return sorted(both, key=lambda h: -h.score)[:CANDIDATES]
 
     def _speaks_of(self, snap: Snapshot, key: str, subject: str) -> bool:
         """Tell whether an entry's text holds most of what is informative in subject."""
@@ -283,7 +283,7 @@ class Engine:
                          message=turn.say("declined"))
         query = snap.index.embed_query(turn.norm)
         hits = (self._on_subject(turn, query) if turn.subject or turn.aspect
-                else snap.index.search_normalised(turn.norm, query, None, top_k=SUBJECT_POOL))
+                else snap.index.search_normalised(turn.norm, query, None, top_k=CANDIDATES))
         if asks_about_past(turn.norm):
             hits = self._steer_to_past(scope, hits)
         hits = hits[:5]
@@ -505,8 +505,9 @@ class Engine:
 
     def _sense_gap(self, view: ConceptView, snap: Snapshot, top: Hit, norm: str) -> float:
         """Return how far the best hit leads the best entry of any other sense on the
-        question's other words: the term itself says nothing about which sense is meant
-        ("小红书能挂外链吗" is the bare term; in "导流新规几号执行" 新规 singles out one sense).
+        question's other words: the term itself says nothing about which sense is meant. In
+        "导流新规几号执行", 新规几号执行 alone finds the rules entry far ahead of the compliant
+        routes; in "账号流量下降很多", 账号很多 alone leads to no entry of 限流 at all (0).
 
         Only senses compete: when the best entry belongs to no sense at all, the term is
         incidental to the question ("投流时直客老催我加钱" is about 直客) unless some sense's

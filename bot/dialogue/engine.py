@@ -24,7 +24,9 @@ from bot.dialogue.senses import (
     FOLLOW_UP_CHARS,
     LONG_MESSAGE,
     ConceptView,
+    asks,
     asks_about_past,
+    clauses,
     entry_option,
     follow_up_subject,
     is_follow_up,
@@ -33,7 +35,6 @@ from bot.dialogue.senses import (
     other_sense,
     pick_option,
     sense_id,
-    windows,
 )
 from bot.kb.freshness import judge
 from bot.kb.loader import Concept, Entry
@@ -178,24 +179,34 @@ class Engine:
         return self._ask(turn)
 
     def _focus(self, turn: Turn) -> str:
-        """Find the question inside a long message: the clause (or pair of clauses) the
-        knowledge matches best, preferring ones that ask something, if it beats the whole."""
+        """Find the question inside a long message: the clause the knowledge matches best,
+        preferring ones that ask something, or that clause with a neighbour, if it beats the
+        whole message."""
         index, normalizer = turn.snap.index, turn.snap.normalizer
         whole_hits = index.search(turn.text, top_k=1)
         whole = whole_hits[0].score if whole_hits else 0.0
-        spans = [(s, asking, normalizer(s)) for s, asking in windows(turn.text)]
-        spans = [(s, asking, norm) for s, asking, norm in spans if norm]
-        if not spans or whole >= self.settings.thresholds.answer:
+        parts = [(c, normalizer(c)) for c in clauses(turn.text)]
+        parts = [(c, norm) for c, norm in parts if norm]
+        if not parts or whole >= self.settings.thresholds.answer:
             # The whole message already finds its entry: its story helps, not hurts.
             return turn.text
-        vectors = index.embed_queries([norm for _, _, norm in spans])
 
-        def best(norm: str, vector: np.ndarray, asking: bool) -> float:
-            hits = index.search_normalised(norm, vector, None, top_k=1)
-            return (hits[0].score if hits else 0.0) + (ASKING_BONUS if asking else 0.0)
+        def scored(spans: list[tuple[str, str]]) -> list[tuple[float, str]]:
+            vectors = index.embed_queries([norm for _, norm in spans])
+            out = []
+            for (span, norm), vector in zip(spans, vectors, strict=True):
+                hits = index.search_normalised(norm, vector, None, top_k=1)
+                bonus = ASKING_BONUS if asks(span) else 0.0
+                out.append(((hits[0].score if hits else 0.0) + bonus, span))
+            return out
 
-        span, score = max(((s, best(norm, vector, asking)) for (s, asking, norm), vector
-                           in zip(spans, vectors, strict=True)), key=lambda x: x[1])
+        # Clauses first; then only the best clause joined with each neighbour, so a long
+        # message costs two short encodes more than its clauses, not one per pair.
+        ranked = scored(parts)
+        best = max(range(len(ranked)), key=lambda i: ranked[i][0])
+        pairs = [(parts[i][0] + parts[j][0], normalizer(parts[i][0] + parts[j][0]))
+                 for i, j in ((best - 1, best), (best, best + 1)) if i >= 0 and j < len(parts)]
+        score, span = max(ranked + scored(pairs), key=lambda x: x[0])
         return span if score > whole else turn.text
 
     def _sense_named(self, turn: Turn, pending: Pending) -> Option | None:

@@ -6,7 +6,6 @@ offered option a reply picks.
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -193,12 +192,14 @@ _ASKING = ("吗", "？", "?", "怎么", "多少", "几", "是不是", "能不能
 LONG_MESSAGE = 40  # characters from which a message is read clause by clause
 
 
-def windows(text: str) -> list[tuple[str, bool]]:
-    """Cut a long message into clauses and pairs of neighbouring clauses, each marked with
-    whether it asks something (a question sits in one clause; the rest is the story)."""
-    clauses = [c.strip() for c in _CLAUSE_END.split(text) if len(c.strip()) >= 4]
-    spans = clauses + [a + b for a, b in itertools.pairwise(clauses)]
-    return [(span, any(word in span.lower() for word in _ASKING)) for span in spans]
+def clauses(text: str) -> list[str]:
+    """Cut a long message into its clauses (a question sits in one; the rest is the story)."""
+    return [c.strip() for c in _CLAUSE_END.split(text) if len(c.strip()) >= 4]
+
+
+def asks(span: str) -> bool:
+    """Tell whether a clause asks something."""
+    return any(word in span.lower() for word in _ASKING)
 
 
 # 之前 and 过去 are left out: "确认收货之前", "发过去" speak of order, not of history.

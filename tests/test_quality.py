@@ -110,6 +110,10 @@ def test_questions_about_the_past_go_to_the_history(engine: Engine) -> None:
         assert reply.entry_id == "external-links-history", question
     # Without a word about the past, the bare term still asks which kind is meant.
     assert engine.reply(ConversationKey("t", "past", "now"), "外链能做吗").kind == "clarify"
+    # A sense settled earlier in the conversation (红猫计划: ad links) does not hide the history.
+    talk = ConversationKey("t", "past", "talk")
+    assert engine.reply(talk, "红猫计划是什么").entry_id == "hongmao-what"
+    assert engine.reply(talk, "外链最早是怎么回事").entry_id == "external-links-history"
 
 
 def test_cues_that_tie_between_senses_answer_the_entry_both_share(engine: Engine) -> None:

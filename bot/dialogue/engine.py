@@ -311,15 +311,18 @@ class Engine:
         for view in scope.views:
             if not contains_any(turn.norm, view.terms):
                 continue
+            top = hits[0] if hits else None
+            # A question about the term's past ("外链最早是怎么回事") is answered by its history
+            # when that leads, whichever sense the conversation so far had settled.
+            if (top and top.key in view.concept.general and top.key in scope.past
+                    and asks_about_past(turn.norm) and self._trusted(turn, hits)):
+                return self._answer(turn, top)
             sense = (view.settle(view.clauses_with_term(turn.norm)) or view.settle(turn.norm)
                      or view.settle(earlier))
             if sense is None:
-                top = hits[0] if hits else None
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.
-                # So does one about the term's past ("外链最早是怎么回事"), when its history leads.
                 if (top and top.key in view.concept.general and self._trusted(turn, hits)
-                        and (view.asks_about_term(turn.norm)
-                             or (asks_about_past(turn.norm) and top.key in scope.past))):
+                        and view.asks_about_term(turn.norm)):
                     return self._answer(turn, top)
                 # So does one whose other words single out one sense ("导流新规几号执行"): asking
                 # which sense is meant is pointless when no other sense comes close.

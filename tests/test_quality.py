@@ -86,6 +86,17 @@ def test_a_follow_up_that_changes_the_subject_leaves_the_old_answer(
     assert after.entry_id == entry and after.entry_id != before.entry_id
 
 
+def test_a_follow_up_naming_another_term_asks_the_same_of_it(engine: Engine) -> None:
+    # "那聚光呢" after "薯条是什么" asks "聚光是什么", and the next one builds on that.
+    talk = ConversationKey("t", "swap", "zh")
+    answers = [engine.reply(talk, text).entry_id for text in ("薯条是什么", "那聚光呢", "那千帆呢")]
+    assert answers == ["shutiao-what", "juguang-what", "qianfan-what"]
+    talk = ConversationKey("t", "swap", "en")
+    assert engine.reply(talk, "What is Shutiao?").entry_id == "shutiao-what"
+    reply = engine.reply(talk, "what about Juguang?")
+    assert (reply.entry_id, reply.lang) == ("juguang-what", "en")
+
+
 def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) -> None:
     assert engine.reply(key, "开餐饮团购要什么条件").entry_id == "bendi-tuangou-join"
     assert engine.reply(key, "大概多久").entry_id == "bendi-tuangou-join"

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -78,6 +78,7 @@ class Turn:
     norm: str = ""
     subject: str = ""  # the new subject a follow-up names ("那京东的呢" → "京东")
     aspect: str = ""  # or what else it asks of the same subject ("多少钱")
+    swapped: str = ""  # the last question with its term replaced by the follow-up's
 
     def say(self, key: str, **values: object) -> str:
         return say(self.lang, key, **values)
@@ -96,6 +97,9 @@ class _Scope:
     entry_texts: dict[str, str]
     vocabulary: Vocabulary
     past: frozenset[str]  # entries whose title or questions ask how things were
+    # Terms that can stand for one another in a follow-up, longest first: the platform's
+    # own (薯条, 聚光, 个体店…) and other platforms (淘宝, 京东…).
+    term_families: tuple[tuple[str, ...], ...]
 
 
 class Engine:
@@ -172,6 +176,8 @@ class Engine:
             # "要多久" asks more of the previous question's subject; "那京东的呢" keeps the
             # question and changes its subject.
             turn.subject = follow_up_subject(turn.text)
+            # "薯条是什么" then "那聚光呢" asks "聚光是什么": one term stands for another.
+            turn.swapped = self._swap_subject(turn) if turn.subject else ""
             turn.aspect = "" if turn.subject else turn.text
             turn.text = f"{turn.conv.last_question} {turn.text}"
         elif len(turn.text) >= LONG_MESSAGE:
@@ -236,12 +242,33 @@ class Engine:
         previous = turn.conv.shown[-1] if turn.conv.shown else None
         if previous and turn.subject and not self._speaks_of(snap, previous, subject):
             together = [h for h in together if h.key != previous]
-        if not alone:
+        others = [alone] if alone else []
+        if turn.swapped:
+            others.append({h.key: h for h in index.search(turn.swapped, top_k=n)})
+        if not others:
             return together[:CANDIDATES]
-        # Both queries weigh alike: the scores stay on the scale the thresholds expect.
-        both = [Hit(h.key, (h.score + alone[h.key].score) / 2, (h.dense + alone[h.key].dense) / 2,
-                    (h.lexical + alone[h.key].lexical) / 2) for h in together]
-        return sorted(both, key=lambda h: -h.score)[:CANDIDATES]
+        # The queries weigh alike: the scores stay on the scale the thresholds expect.
+        k = 1 + len(others)
+        mixed = [Hit(h.key, (h.score + sum(o[h.key].score for o in others)) / k,
+                     (h.dense + sum(o[h.key].dense for o in others)) / k,
+                     (h.lexical + sum(o[h.key].lexical for o in others)) / k) for h in together]
+        return sorted(mixed, key=lambda h: -h.score)[:CANDIDATES]
+
+    def _swap_subject(self, turn: Turn) -> str:
+        """Return the last question with its term replaced by the term a follow-up names
+        ("薯条能选哪些投放目标" + "那聚光呢" → "聚光能选哪些投放目标"), or "" when the follow-up
+        names no known term or the last question holds none of the same kind."""
+        normalizer = turn.snap.normalizer
+        subject = normalizer(turn.subject)
+        last = normalizer(turn.conv.last_question)
+        for family in self._scope_of(turn.snap).term_families:
+            if subject not in family:
+                continue
+            old = next((t for t in family if t in last and t != subject
+                        and t not in subject), None)
+            if old is not None:
+                return last.replace(old, subject)
+        return ""
 
     def _speaks_of(self, snap: Snapshot, key: str, subject: str) -> bool:
         """Tell whether an entry's text holds most of what is informative in subject."""
@@ -388,7 +415,8 @@ class Engine:
         if related:
             turn.conv.pending = Pending("suggest", turn.text, list(related), None, turn.now)
         turn.conv.shown = [*(e for e in turn.conv.shown if e != entry.id), entry.id][-SHOWN:]
-        turn.conv.last_question = turn.text[-LAST_QUESTION_CHARS:]
+        # A swapped follow-up ("那聚光呢" → "聚光能选哪些投放目标") is what the next one builds on.
+        turn.conv.last_question = (turn.swapped or turn.text)[-LAST_QUESTION_CHARS:]
         return Reply("answer", score=hit.score, entry=entry, options=related, lang=turn.lang,
                      notices=self._freshness(turn, entry))
 
@@ -490,7 +518,11 @@ class Engine:
                 tuple(w for w in map(n, kb.chitchat) if w),
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
                 Vocabulary.of(texts, asked),
-                frozenset(key for key, text in asked.items() if asks_about_past(text)))
+                frozenset(key for key, text in asked.items() if asks_about_past(text)),
+                tuple(_longest_first(map(n, family)) for family in (
+                    (*kb.terms, *(t for c in kb.concepts for t in c.terms),
+                     *(v for v in kb.aliases.values() if not v.isascii())),
+                    kb.other_platforms)))
         return scope
 
     def _trusted(self, turn: Turn, hits: list[Hit]) -> bool:
@@ -538,3 +570,8 @@ class Engine:
                   for key in sense.entries}
         rival = snap.index.search_normalised(rest, query, rivals, top_k=1) if rivals else []
         return mine[0].score - (rival[0].score if rival else 0.0)
+
+
+def _longest_first(words: Iterable[str]) -> tuple[str, ...]:
+    """Return the distinct non-empty words, longest first (so 红猫计划 is found before 红猫)."""
+    return tuple(sorted({w for w in words if w}, key=lambda w: (-len(w), w)))

@@ -171,6 +171,15 @@ def test_the_other_sense_after_a_clarification(engine: Engine, key) -> None:
     assert engine.reply(key, "那另一种呢").entry_id == "getidian-enterprise"
 
 
+def test_the_other_sense_before_any_pick_asks_again_and_keeps_the_options(engine: Engine,
+                                                                          key) -> None:
+    assert engine.reply(key, "个体店怎么开啊").kind == "clarify"
+    again = engine.reply(key, "那另一种呢")
+    assert (again.kind, again.concept) == ("clarify", "getidian")
+    assert [o.id for o in again.options][:2] == ["getidian.personal", "getidian.enterprise"]
+    assert engine.reply(key, "第二种呢").entry_id == "getidian-enterprise"
+
+
 def test_the_question_inside_a_long_message_is_found(engine: Engine, key) -> None:
     story = ("我们是做手工饰品的小工作室，去年在别的平台卖了一阵子，今年刚来这边，粉丝不多，"
              "朋友让我先别急着开店。我想问一下，刚注册、一个粉丝都没有的账号，能不能直接开店卖东西？")

@@ -159,6 +159,15 @@ class Engine:
         if pending:
             option = (pick_option(pending.options, turn.text, turn.snap.normalizer)
                       or self._sense_named(turn, pending))
+            which = other_sense(turn.text)
+            if option is None and which is not None and pending.kind == "concept":
+                if not which:
+                    # "那另一种呢" while nothing has been picked: there is no "other" yet.
+                    return Reply("clarify", message=turn.say("which_one"),
+                                 options=tuple(pending.options), lang=turn.lang,
+                                 concept=pending.concept)
+                # "第二种呢" while the senses are on offer picks the second.
+                option = pending.options[which - 1] if which < len(pending.options) else None
             if option is not None:
                 turn.conv.pending = None
                 return self._resolve(turn, pending, option)

@@ -27,6 +27,7 @@ _COPY: Final[dict[str, dict[str, str]]] = {
                     "问题，例如：{examples}",
         "greeting": "你好！我是小红书政策问答机器人，直接把你的问题发给我就行，例如：{examples}",
         "chitchat": "这个我回答不了：我只回答小红书卖家和博主的平台规则问题，例如：{examples}",
+        "welcome": "不客气！还有别的问题，直接发给我就行。",
         "rate_limited": "你提问太快了，请稍等一分钟再问。",
         "empty_ask": "请在命令后面写上你的问题，例如：/ask 个体店怎么开",
         "examples_separator": "；",
@@ -164,6 +165,7 @@ _COPY: Final[dict[str, dict[str, str]]] = {
                     "sellers and creators. Just send your question, for example: {examples}",
         "chitchat": "I can't help with that: I only answer questions about Xiaohongshu's "
                     "platform rules, for example: {examples}",
+        "welcome": "You're welcome! Send me any other question whenever you like.",
         "rate_limited": "You're asking very fast; please wait a minute before the next question.",
         "empty_ask": "Please write your question after the command, e.g. /ask how do I open a "
                      "shop",

@@ -285,6 +285,15 @@ def test_greetings_get_the_intro_and_are_not_logged(engine: Engine, key, text: s
     assert engine.store.latest_unanswered(5) == []
 
 
+@pytest.mark.parametrize("text", ["谢谢", "好的，谢谢！", "Thanks!", "ok thanks"])
+def test_thanks_get_a_welcome_and_are_not_logged(engine: Engine, key, text: str) -> None:
+    assert engine.reply(key, "薯条是什么").entry_id == "shutiao-what"
+    reply = engine.reply(key, text)
+    assert (reply.kind, reply.reason) == ("fallback", "welcome")
+    assert render(reply).startswith(("不客气", "You're welcome"))
+    assert engine.store.latest_unanswered(5) == []
+
+
 def test_chitchat_is_out_of_scope_and_not_logged(engine: Engine, key) -> None:
     reply = engine.reply(key, "今天天气怎么样")
     assert (reply.kind, reply.reason) == ("fallback", "chitchat")

@@ -109,6 +109,18 @@ def test_a_question_about_the_terms_two_meanings_is_answered(engine: Engine, key
     assert engine.reply(key, "为啥个体店会有两种解释").entry_id == "getidian-meanings"
 
 
+def test_a_very_short_message_without_a_term_asks_more_of_the_last_answer(engine: Engine,
+                                                                          key) -> None:
+    assert engine.reply(key, "蓝V认证多少钱").entry_id == "enterprise-certification-fee"
+    assert engine.reply(key, "每年都要交吗").entry_id == "enterprise-certification-fee"
+
+
+def test_an_english_reply_to_a_clarification_picks_by_cue(engine: Engine, key) -> None:
+    assert engine.reply(key, "How much is the deposit?").concept == "baozhengjin"
+    reply = engine.reply(key, "for an online shop")
+    assert (reply.entry_id, reply.lang) == ("shop-types-deposit", "en")
+
+
 @pytest.mark.parametrize("reply", ["我是普通账号", "用身份证开的"])
 def test_a_reply_naming_a_sense_by_its_cue_picks_it(engine: Engine, key, reply: str) -> None:
     assert engine.reply(key, "个体店怎么开").kind == "clarify"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import time
 import weakref
@@ -21,7 +22,6 @@ from bot.copy import say
 from bot.dialogue.answerability import Model, Vocabulary, features, terms
 from bot.dialogue.replies import NONE_OF_THESE, Option, Reply
 from bot.dialogue.senses import (
-    FOLLOW_UP_CHARS,
     LONG_MESSAGE,
     ConceptView,
     asks,
@@ -30,6 +30,7 @@ from bot.dialogue.senses import (
     entry_option,
     follow_up_subject,
     is_follow_up,
+    is_short,
     language,
     looks_like_pick,
     other_sense,
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 SHOWN = 20  # answered entries a conversation remembers, for feedback on them
 LAST_QUESTION_CHARS = 120  # how much of the last question a follow-up inherits
 ASKING_BONUS = 0.05  # a clause that asks something is more likely the question
+LEANING_CHARS = 8  # a message this short with no term of its own leans on the last answer
 CANDIDATES = 10  # entries ranked before follow-ups and past questions reorder them
 PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
 
@@ -92,6 +94,7 @@ class _Scope:
     platforms: tuple[str, ...]
     declined: tuple[str, ...]
     greetings: frozenset[str]
+    thanks: frozenset[str]
     chitchat: tuple[str, ...]
     views: tuple[ConceptView, ...]
     entry_texts: dict[str, str]
@@ -181,7 +184,7 @@ class Engine:
             # A number with nothing on offer picks nothing: it is no question to look up.
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
-        if turn.conv.last_question and is_follow_up(turn.text):
+        if turn.conv.last_question and (is_follow_up(turn.text) or self._leans_on_last(turn)):
             # "要多久" asks more of the previous question's subject; "那京东的呢" keeps the
             # question and changes its subject.
             turn.subject = follow_up_subject(turn.text)
@@ -227,7 +230,7 @@ class Engine:
     def _sense_named(self, turn: Turn, pending: Pending) -> Option | None:
         """Take a short reply to "which 个体店 do you mean?" that names a sense by its cue words
         ("就普通号") as picking that sense."""
-        if pending.kind != "concept" or len(turn.text) > FOLLOW_UP_CHARS:
+        if pending.kind != "concept" or not is_short(turn.text):
             return None
         view = next((v for v in self._scope_of(turn.snap).views
                      if v.concept.id == pending.concept), None)
@@ -262,6 +265,18 @@ class Engine:
                      (h.dense + sum(o[h.key].dense for o in others)) / k,
                      (h.lexical + sum(o[h.key].lexical for o in others)) / k) for h in together]
         return sorted(mixed, key=lambda h: -h.score)[:CANDIDATES]
+
+    def _leans_on_last(self, turn: Turn) -> bool:
+        """Tell whether a very short message right after an answer, naming no term of the
+        knowledge, asks more about that answer ("每年都要交吗" after the certification fee)."""
+        norm = turn.snap.normalizer(turn.text).strip(" !！?？。.,，~～")
+        scope = self._scope_of(turn.snap)
+        if (not norm or len(norm) > LEANING_CHARS or norm in scope.greetings
+                or _only_words_of(norm, scope.thanks)):
+            return False
+        if contains_any(norm, scope.chitchat) or contains_any(norm, scope.declined):
+            return False
+        return not any(term in norm for family in scope.term_families for term in family)
 
     def _swap_subject(self, turn: Turn) -> str:
         """Return the last question with its term replaced by the term a follow-up names
@@ -325,6 +340,8 @@ class Engine:
         bare = turn.norm.strip(" !！?？。.,，~～")
         if bare in scope.greetings:
             return self._notice(turn, "greeting")
+        if _only_words_of(bare, scope.thanks):
+            return self._notice(turn, "welcome")
         if contains_any(turn.norm, scope.declined):
             return Reply("fallback", reason="declined", lang=turn.lang,
                          message=turn.say("declined"))
@@ -524,6 +541,7 @@ class Engine:
                 snap, tuple(w for w in map(n, kb.other_platforms) if w),
                 tuple(w for w in map(n, kb.declined_requests) if w),
                 frozenset(w for w in map(n, kb.greetings) if w),
+                frozenset(w for w in map(n, kb.thanks) if w),
                 tuple(w for w in map(n, kb.chitchat) if w),
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
                 Vocabulary.of(texts, asked),
@@ -584,3 +602,9 @@ class Engine:
 def _longest_first(words: Iterable[str]) -> tuple[str, ...]:
     """Return the distinct non-empty words, longest first (so 红猫计划 is found before 红猫)."""
     return tuple(sorted({w for w in words if w}, key=lambda w: (-len(w), w)))
+
+
+def _only_words_of(text: str, words: frozenset[str]) -> bool:
+    """Tell whether text is nothing but some of words between punctuation ("好的，谢谢！")."""
+    pieces = [p for p in re.split(r"[\s,，。.!！?？~～、]+", text) if p]
+    return bool(pieces) and all(p in words for p in pieces)

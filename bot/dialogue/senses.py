@@ -172,10 +172,17 @@ def other_sense(text: str) -> int | None:
     return int(token) if token.isdigit() else _CN_DIGITS[token]
 
 
+def is_short(text: str) -> bool:
+    """Tell whether a message is short enough to lean on what came before (English words are
+    longer: "for an online shop" is as short as "开网店的")."""
+    raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT)
+    return bool(raw) and len(raw) <= FOLLOW_UP_CHARS * (3 if raw.isascii() else 1)
+
+
 def is_follow_up(text: str) -> bool:
     """Tell whether a short message leans on the previous question ("那兴趣博主呢", "要多久")."""
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
-    if not raw or len(raw) > FOLLOW_UP_CHARS * (3 if raw.isascii() else 1):
+    if not is_short(raw):
         return False
     return raw.startswith(_FOLLOW_START) or raw.endswith("呢") or _asks_aspect(raw)
 

@@ -50,7 +50,7 @@ ENTRY_FIELDS = {
     "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
     "title_en", "questions_en", "valid_from", "valid_until",
 }
-SCOPE_LISTS = ("other_platforms", "declined_requests", "greetings", "chitchat")
+SCOPE_LISTS = ("other_platforms", "declined_requests", "greetings", "thanks", "chitchat")
 # The English answer follows the Chinese one in the body, after a line of its own:
 ENGLISH_MARKER = "## English"
 MIN_QUESTIONS_EN = 2
@@ -202,6 +202,7 @@ class KnowledgeBase:
     other_platforms: tuple[str, ...] = ()
     declined_requests: tuple[str, ...] = ()
     greetings: tuple[str, ...] = ()
+    thanks: tuple[str, ...] = ()
     chitchat: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
 
@@ -221,6 +222,7 @@ class KnowledgeBase:
             "other_platforms": list(self.other_platforms),
             "declined_requests": list(self.declined_requests),
             "greetings": list(self.greetings),
+            "thanks": list(self.thanks),
             "chitchat": list(self.chitchat),
             "ignore": list(self.ignore),
         }
@@ -253,6 +255,7 @@ class KnowledgeBase:
                    other_platforms=tuple(data.get("other_platforms", ())),
                    declined_requests=tuple(data.get("declined_requests", ())),
                    greetings=tuple(data.get("greetings", ())),
+                   thanks=tuple(data.get("thanks", ())),
                    chitchat=tuple(data.get("chitchat", ())),
                    ignore=tuple(data.get("ignore", ())))
 

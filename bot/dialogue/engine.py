@@ -267,8 +267,9 @@ class Engine:
         return sorted(mixed, key=lambda h: -h.score)[:CANDIDATES]
 
     def _leans_on_last(self, turn: Turn) -> bool:
-        """Tell whether a very short message right after an answer, naming no term of the
-        knowledge, asks more about that answer ("每年都要交吗" after the certification fee)."""
+        """Tell whether a very short message right after an answer asks more about it
+        ("每年都要交吗" after the certification fee): it names no term of the knowledge and
+        finds no answer on its own ("封号了怎么办" does, so it is a new question)."""
         norm = turn.snap.normalizer(turn.text).strip(" !！?？。.,，~～")
         scope = self._scope_of(turn.snap)
         if (not norm or len(norm) > LEANING_CHARS or norm in scope.greetings
@@ -276,7 +277,10 @@ class Engine:
             return False
         if contains_any(norm, scope.chitchat) or contains_any(norm, scope.declined):
             return False
-        return not any(term in norm for family in scope.term_families for term in family)
+        if any(term in norm for family in scope.term_families for term in family):
+            return False
+        alone = replace(turn, norm=norm)
+        return not self._trusted(alone, turn.snap.index.search(norm, top_k=2))
 
     def _swap_subject(self, turn: Turn) -> str:
         """Return the last question with its term replaced by the term a follow-up names

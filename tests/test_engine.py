@@ -34,6 +34,13 @@ def test_pick_by_number_id_or_label(engine: Engine, key, pick: str, entry: str) 
     assert (reply.kind, reply.entry_id) == ("answer", entry)
 
 
+def test_a_picked_sense_answers_with_its_central_entry(engine: Engine, key) -> None:
+    # "我被限流了" says nothing but the term: the sense's label supplies the subject, so the
+    # product-note sense answers with the product-note entry, not the one on adding later.
+    assert engine.reply(key, "我被限流了").kind == "clarify"
+    assert engine.reply(key, "1").entry_id == "product-note-traffic"
+
+
 def test_cue_words_settle_the_sense_without_asking(engine: Engine, key) -> None:
     reply = engine.reply(key, "个体户执照能认证企业专业号开个体店吗")
     assert (reply.kind, reply.entry_id) == ("answer", "getidian-enterprise")

@@ -329,7 +329,7 @@ class Engine:
         if sense is None:
             return None
         turn.text = turn.conv.last_question
-        hits = turn.snap.index.search(turn.text, set(sense.entries), top_k=1)
+        hits = turn.snap.index.search(f"{turn.text} {sense.label}", set(sense.entries), top_k=1)
         if not hits:
             return None
         turn.conv.last_sense = sense_id(concept, sense)
@@ -427,7 +427,9 @@ class Engine:
                 # Remember the choice: later questions in this conversation use its sense.
                 turn.conv.history = [*turn.conv.history, snap.normalizer(sense.label)]
                 turn.conv.last_sense = option.id
-                hits = snap.index.search(pending.question, set(sense.entries), top_k=1)
+                # The label says what the sense is about: a bare "我被限流了" gains its subject.
+                hits = snap.index.search(f"{pending.question} {sense.label}", set(sense.entries),
+                                         top_k=1)
                 if hits:
                     return self._answer(turn, hits[0])
         entry = snap.kb.entries.get(option.id)

@@ -97,6 +97,12 @@ def test_a_follow_up_naming_another_term_asks_the_same_of_it(engine: Engine) -> 
     assert (reply.entry_id, reply.lang) == ("juguang-what", "en")
 
 
+def test_a_follow_up_about_another_platform_is_out_of_scope(engine: Engine, key) -> None:
+    # The deposit concept would settle on the shop sense; the answer must still speak of 抖音.
+    assert engine.reply(key, "小红书开店要保证金吗").entry_id == "shop-types-deposit"
+    assert engine.reply(key, "抖音呢").reason == "other_platform"
+
+
 def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) -> None:
     assert engine.reply(key, "开餐饮团购要什么条件").entry_id == "bendi-tuangou-join"
     assert engine.reply(key, "大概多久").entry_id == "bendi-tuangou-join"

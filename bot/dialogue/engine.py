@@ -360,8 +360,14 @@ class Engine:
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
         named = contains_which(turn.norm, scope.platforms)
         if named and not (hits and contains_which(scope.entry_texts[hits[0].key], named)):
-            return Reply("fallback", reason="other_platform", lang=turn.lang,
-                         message=turn.say("other_platform", platforms="、".join(named)))
+            return self._other_platform(turn, named)
+
+        def answer(hit: Hit) -> Reply:
+            # Whichever way the entry was found, it must speak of the platform asked about
+            # ("小红书开店要保证金吗" then "抖音呢" is not answered with Xiaohongshu's deposit).
+            if named and not contains_which(scope.entry_texts[hit.key], named):
+                return self._other_platform(turn, named)
+            return self._answer(turn, hit)
         if contains_any(turn.norm, scope.chitchat) and not self._trusted(turn, hits):
             return self._notice(turn, "chitchat")
 
@@ -373,27 +379,27 @@ class Engine:
             # when that leads, whichever sense the conversation so far had settled.
             if (top and top.key in view.concept.general and top.key in scope.past
                     and asks_about_past(turn.norm) and self._trusted(turn, hits)):
-                return self._answer(turn, top)
+                return answer(top)
             sense = (view.settle(view.clauses_with_term(turn.norm)) or view.settle(turn.norm)
                      or view.settle(earlier))
             if sense is None:
                 # A question about the term itself ("个体店是什么意思") has an answer of its own.
                 if (top and top.key in view.concept.general and self._trusted(turn, hits)
                         and view.asks_about_term(turn.norm)):
-                    return self._answer(turn, top)
+                    return answer(top)
                 # So does one whose other words single out one sense ("导流新规几号执行"): asking
                 # which sense is meant is pointless when no other sense comes close.
                 if (top and self._trusted(turn, hits)
                         and self._sense_gap(view, snap, top, turn.norm) >= th.decisive):
-                    return self._answer(turn, top)
+                    return answer(top)
                 # Cue words that tie between senses may still agree on one entry.
                 if (top and top.key in view.shared_by_leaders(turn.norm)
                         and self._trusted(turn, hits)):
-                    return self._answer(turn, top)
+                    return answer(top)
                 return self._clarify(turn, view.options(turn.lang), view.concept, 0.0)
             in_sense = snap.index.search_normalised(turn.norm, query, set(sense.entries), top_k=1)
             if in_sense and in_sense[0].score >= th.sense_floor:
-                return self._answer(turn, in_sense[0])
+                return answer(in_sense[0])
 
         if not self._trusted(turn, hits):
             return self._not_covered(turn, hits)
@@ -402,7 +408,7 @@ class Engine:
         if close:
             options = [entry_option(snap.kb.entries[h.key], turn.lang) for h in (hits[0], *close)]
             return self._clarify(turn, options, None, hits[0].score)
-        return self._answer(turn, hits[0])
+        return answer(hits[0])
 
     # ------------------------------------------------------------------ a pick
 
@@ -439,6 +445,10 @@ class Engine:
         return self._ask(turn)
 
     # ------------------------------------------------------------------ reply builders
+
+    def _other_platform(self, turn: Turn, named: tuple[str, ...]) -> Reply:
+        return Reply("fallback", reason="other_platform", lang=turn.lang,
+                     message=turn.say("other_platform", platforms="、".join(named)))
 
     def _answer(self, turn: Turn, hit: Hit) -> Reply:
         entry = turn.snap.kb.entries[hit.key]

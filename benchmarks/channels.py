@@ -337,12 +337,6 @@ def main() -> None:
     template = Path(tempfile.mkdtemp(prefix="bench-template-"))
     prepare(template)
     think = tuple(args.think)
-    out = ROOT / "benchmarks" / "results-channels.json"
-    # With --only, the other runs' figures from an earlier run are kept.
-    results: dict = json.loads(out.read_text("utf-8")) if args.only and out.exists() else {}
-    results.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                               f"Python {platform.python_version()}",
-                    "date": time.strftime("%Y-%m-%d")})
     runs = {
         "telegram_burst": lambda: telegram_burst(template, args.chats, args.messages),
         "telegram_paced": lambda: telegram_paced(template, args.chats, args.messages, think),
@@ -353,12 +347,17 @@ def main() -> None:
         "wecom_distinct_texts": lambda: asyncio.run(
             _wecom(template, args.requests, args.concurrency, True, args.time_limit)),
     }
-    run_selected(runs, args.only, results, template, out)
+    run_selected(runs, args.only, template, ROOT / "benchmarks" / "results-channels.json")
 
 
-def run_selected(runs: dict[str, Callable[[], dict]], only: str | None, results: dict,
-                 template: Path, out: Path) -> None:
-    """Run the benchmarks --only selects, print each result, write them all to out."""
+def run_selected(runs: dict[str, Callable[[], dict]], only: str | None, template: Path,
+                 out: Path) -> None:
+    """Run the benchmarks --only selects, print each result, write them all to out (with
+    --only, the other runs' figures from an earlier run there are kept)."""
+    results: dict = json.loads(out.read_text("utf-8")) if only and out.exists() else {}
+    results.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                               f"Python {platform.python_version()}",
+                    "date": time.strftime("%Y-%m-%d")})
     try:
         for name, run in runs.items():
             if only and not name.startswith(only):

@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import http.client
 import json
-import os
-import platform
 import select
 import shutil
 import signal
@@ -614,11 +612,6 @@ def main() -> None:
     args = parser.parse_args()
     template = Path(tempfile.mkdtemp(prefix="bench-template-"))
     prepare(template)
-    out = ROOT / "benchmarks" / "results-faults.json"
-    results: dict = json.loads(out.read_text("utf-8")) if args.only and out.exists() else {}
-    results.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                               f"Python {platform.python_version()}",
-                    "date": time.strftime("%Y-%m-%d")})
     runs = {
         "redis_outage": lambda: outage(template, args.rate, down=args.down,
                                        frozen=args.frozen),
@@ -628,7 +621,7 @@ def main() -> None:
         "idle_connections": lambda: idle_connections(template, args.idle),
         "webhook_wrong_secret": lambda: webhook_wrong_secret(template),
     }
-    run_selected(runs, args.only, results, template, out)
+    run_selected(runs, args.only, template, ROOT / "benchmarks" / "results-faults.json")
 
 
 if __name__ == "__main__":

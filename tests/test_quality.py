@@ -119,8 +119,11 @@ def test_a_very_short_message_without_a_term_asks_more_of_the_last_answer(engine
                                                                           key) -> None:
     assert engine.reply(key, "蓝V认证多少钱").entry_id == "enterprise-certification-fee"
     assert engine.reply(key, "每年都要交吗").entry_id == "enterprise-certification-fee"
-    # One that finds its own answer is a new question, not a follow-up.
+    # One that finds its own answer is a new question, not a follow-up; checking that is a
+    # probe, not a decision, so the judgement's training does not learn from it.
+    engine.trace = []
     assert engine.reply(key, "封号了怎么办").entry_id == "ban-duration"
+    assert [entry for entry, _ in engine.trace] == ["ban-duration"]
 
 
 def test_an_english_reply_to_a_clarification_picks_by_cue(engine: Engine, key) -> None:

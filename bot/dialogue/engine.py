@@ -280,7 +280,7 @@ class Engine:
         if any(term in norm for family in scope.term_families for term in family):
             return False
         alone = replace(turn, norm=norm)
-        return not self._trusted(alone, turn.snap.index.search(norm, top_k=2))
+        return not self._trusted(alone, turn.snap.index.search(norm, top_k=2), record=False)
 
     def _swap_subject(self, turn: Turn) -> str:
         """Return the last question with its term replaced by the term a follow-up names
@@ -562,16 +562,17 @@ class Engine:
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
                 Vocabulary.of(texts, asked),
                 frozenset(key for key, text in asked.items() if asks_about_past(text)),
-                tuple(_longest_first(map(n, family)) for family in (
-                    (*kb.terms, *(t for c in kb.concepts for t in c.terms),
-                     *(v for v in kb.aliases.values() if not v.isascii())),
-                    kb.other_platforms)))
+                tuple(_longest_first(map(n, family))
+                      for family in (kb.known_terms(), kb.other_platforms)))
         return scope
 
-    def _trusted(self, turn: Turn, hits: list[Hit]) -> bool:
+    def _trusted(self, turn: Turn, hits: list[Hit], record: bool = True) -> bool:
         """Tell whether the best hit may be the answer: a high enough score with some likeness
         in meaning (a bare word match such as "2" against "2 万" is no evidence on its own),
-        and, with the learned judgement, an entry that covers what the question asks."""
+        and, with the learned judgement, an entry that covers what the question asks.
+
+        record False for a probe that is no decision on the message (training learns from
+        decisions only)."""
         if not hits:
             return False
         top = hits[0]
@@ -580,7 +581,7 @@ class Engine:
         if self.judge is None and self.trace is None:
             return True
         described = self.describe(turn, hits)
-        if self.trace is not None:
+        if self.trace is not None and record:
             self.trace.append((top.key, described))
         return self.judge is None or self.judge.answers(described)
 

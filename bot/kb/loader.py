@@ -206,11 +206,14 @@ class KnowledgeBase:
     chitchat: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
 
+    def known_terms(self) -> tuple[str, ...]:
+        """The platform's own terms: the listed ones, what aliases stand for, concept terms."""
+        concept_terms = [t for c in self.concepts for t in c.terms]
+        return tuple(dict.fromkeys((*self.terms, *self.aliases.values(), *concept_terms)))
+
     def normalizer(self) -> Normalizer:
         """Build the normaliser that folds aliases and repairs homophones of known terms."""
-        concept_terms = [t for c in self.concepts for t in c.terms]
-        terms = (*self.terms, *self.aliases.values(), *concept_terms)
-        return Normalizer(self.aliases, tuple(dict.fromkeys(terms)), self.ignore)
+        return Normalizer(self.aliases, self.known_terms(), self.ignore)
 
     def to_json(self) -> bytes:
         """Serialise for storage beside an index build."""

@@ -15,6 +15,8 @@ _T2S = opencc.OpenCC("t2s")
 # Control and format characters (C*) carry no meaning in a question; newlines become spaces.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SPACES = re.compile(r"\s+")
+# The shortest term repaired by its sound (see Normalizer).
+REPAIRED_LENGTH = 3
 
 
 def strip_control(text: str) -> str:
@@ -47,8 +49,9 @@ class Normalizer:
     knowledge (the platform's own name is in almost every question), then homophone repair
     of canonical terms: a run
     of Chinese characters that reads exactly like a term in toneless pinyin (耗电一体 ~ 号店一体)
-    is replaced by the term. Only terms of two or more characters are repaired, because
-    one-character homophones are everywhere.
+    is replaced by the term. Only terms of REPAIRED_LENGTH or more characters are repaired:
+    two-character homophones are everyday words or word seams (涌进 ~ 佣金, 死心 ~ 私信,
+    先留 ~ 限流, 充钱烦死了 ~ 千帆), so their typos are listed as aliases instead (思域, 书条).
     """
 
     aliases: Mapping[str, str] = field(default_factory=dict)
@@ -75,7 +78,7 @@ class Normalizer:
         # terms of its length whose first syllable its first character can be read as.
         by_sound: dict[int, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
         for term in sorted({_fold(t) for t in self.terms}):
-            if len(term) >= 2 and all(map(_is_han, term)):
+            if len(term) >= REPAIRED_LENGTH and all(map(_is_han, term)):
                 sound = tuple(_default_reading(c) for c in term)
                 by_sound.setdefault(len(term), {}).setdefault(sound[0], []).append((sound, term))
         object.__setattr__(self, "_by_sound", by_sound)
@@ -120,7 +123,7 @@ class Normalizer:
 
     def _term_at(self, readings: list[frozenset[str]], run: list[int], i: int) -> str | None:
         firsts = readings[i] & self._firsts
-        if run[i] < 2 or not firsts:
+        if run[i] < REPAIRED_LENGTH or not firsts:
             return None
         # Longest term first, so 号店一体 wins over a shorter term inside it.
         for length in self._lengths:

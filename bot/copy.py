@@ -139,6 +139,8 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "kb_no_entries": "没有找到任何条目",
         "kb_no_english": "没有英文版：请加 title_en、questions_en（至少 {least} 个），并在中文答案"
                          "后面单独一行写 '{marker}'，下面写英文答案",
+        "kb_english_question": "“{question}”是英文问法，请移到 questions_en"
+                               "（questions 放中文问法）",
         "kb_unknown_related": "相关条目 '{ref}' 不存在",
         "kb_unknown_concept": "概念 '{concept}' 没有在 concepts.yaml 里定义（已定义的：{defined}）",
         "kb_concept_unknown_entry": "概念 '{concept}' 引用了不存在的条目 '{ref}'",
@@ -266,6 +268,8 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "kb_no_entries": "no entries found",
         "kb_no_english": "no English version: add title_en, questions_en (at least {least}) and "
                          "a '{marker}' section after the Chinese answer",
+        "kb_english_question": "'{question}' is an English question: move it to questions_en "
+                               "(questions holds the Chinese ones)",
         "kb_unknown_related": "related entry '{ref}' does not exist",
         "kb_unknown_concept": "concept '{concept}' is not defined in concepts.yaml (defined: "
                               "{defined})",

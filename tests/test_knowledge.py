@@ -176,6 +176,18 @@ def test_other_files_in_entries_are_reported_not_ignored(knowledge_copy: Path) -
         ("knowledge/entries/zhike/new-entry.txt", "warning")]
 
 
+def test_an_english_question_among_the_chinese_ones_is_a_warning(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "entries/zhike/zhike-what.md"
+    path.write_text(_entry(path).replace("  - 直客算是销售吗", "  - is a zhike a salesperson"),
+                    encoding="utf-8")
+    kb, problems = check_knowledge(knowledge_copy)
+    assert kb is not None  # it still matches; the list is just not where authors look for it
+    line = _line_of(path, "is a zhike a salesperson")
+    assert [p.text("en") for p in problems] == [
+        f"knowledge/entries/zhike/zhike-what.md:{line}: warning: 'is a zhike a salesperson' is "
+        "an English question: move it to questions_en (questions holds the Chinese ones)"]
+
+
 def test_questions_differing_only_by_punctuation_are_duplicates(knowledge_copy: Path) -> None:
     path = knowledge_copy / "entries/zhike/zhike-daitou.md"
     path.write_text(_entry(path).replace("  - 免费代投团队是官方的吗", "  - 直客是官方的人吗？"),

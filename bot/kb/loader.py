@@ -288,6 +288,9 @@ _LineLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
 _LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
 def _line_of(value: Any, default: int) -> int:
     return getattr(value, "line", 0) or default
 
@@ -605,6 +608,11 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
             # English speakers are first-class users: every entry answers them too.
             yield _problem(entry.path, entry.line, "kb_no_english", "error",
                            least=MIN_QUESTIONS_EN, marker=ENGLISH_MARKER)
+        for question in entry.questions:
+            if not _HAN.search(question):
+                # Harmless to matching, but the Chinese list is what authors review as Chinese.
+                yield _problem(entry.path, _line_of(question, entry.line), "kb_english_question",
+                               "warning", question=question)
         for ref in entry.related:
             if ref not in kb.entries:
                 yield _problem(entry.path, _line_of(ref, entry.line), "kb_unknown_related",

@@ -135,6 +135,9 @@ def test_kb_snapshot_round_trips() -> None:
     again = KnowledgeBase.from_json(kb.to_json())
     assert again.entries == kb.entries and again.concepts == kb.concepts
     assert again.aliases == kb.aliases
+    from bot.kb.loader import SCOPE_LISTS
+    for name in SCOPE_LISTS:
+        assert getattr(again, name) == getattr(kb, name) != (), name
 
 
 def test_messages_are_chinese_and_english_on_request(knowledge_copy: Path) -> None:

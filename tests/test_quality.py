@@ -103,6 +103,24 @@ def test_a_follow_up_about_another_platform_is_out_of_scope(engine: Engine, key)
     assert engine.reply(key, "抖音呢").reason == "other_platform"
 
 
+@pytest.mark.parametrize(("question", "expected"), [
+    ("笔记里能放抖音号吗", "siyu-contact-violation"),
+    ("Can I mention my Instagram in my profile?", "siyu-contact-violation"),
+    # original-protection names no platform, but speaks of creators from other platforms (站外)
+    ("我在抖音有十万粉，能申请原创保护吗", "original-protection"),
+])
+def test_sending_users_to_another_platform_is_our_question(engine: Engine, key, question: str,
+                                                           expected: str) -> None:
+    assert engine.reply(key, question).entry_id == expected
+
+
+@pytest.mark.parametrize("question", ["抖音开店要保证金吗", "抖音的私信能发微信号吗",
+                                      "可以在评论区让人去拼多多搜吗"])
+def test_another_platforms_own_rules_stay_out_of_scope(engine: Engine, key,
+                                                       question: str) -> None:
+    assert engine.reply(key, question).reason == "other_platform"
+
+
 def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) -> None:
     assert engine.reply(key, "开餐饮团购要什么条件").entry_id == "bendi-tuangou-join"
     assert engine.reply(key, "大概多久").entry_id == "bendi-tuangou-join"

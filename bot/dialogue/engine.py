@@ -98,11 +98,18 @@ class _Scope:
     chitchat: tuple[str, ...]
     views: tuple[ConceptView, ...]
     entry_texts: dict[str, str]
+    # Entries that speak of other platforms in general (站外, 其他平台): where users are sent.
+    about_other_platforms: frozenset[str]
     vocabulary: Vocabulary
     past: frozenset[str]  # entries whose title or questions ask how things were
     # Terms that can stand for one another in a follow-up, longest first: the platform's
     # own (薯条, 聚光, 个体店…) and other platforms (淘宝, 京东…).
     term_families: tuple[tuple[str, ...], ...]
+
+    def speaks_of(self, key: str, platforms: Iterable[str]) -> bool:
+        """Tell whether an entry speaks of one of the platforms, or of other platforms at all."""
+        return key in self.about_other_platforms or bool(
+            contains_which(self.entry_texts[key], platforms))
 
 
 class Engine:
@@ -357,15 +364,16 @@ class Engine:
         hits = hits[:5]
 
         # A question about another platform is out of scope unless the best entry speaks of
-        # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not).
+        # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not), or of other
+        # platforms in general ("笔记里能放抖音号吗" is about diversion, ours).
         named = contains_which(turn.norm, scope.platforms)
-        if named and not (hits and contains_which(scope.entry_texts[hits[0].key], named)):
+        if named and not (hits and scope.speaks_of(hits[0].key, named)):
             return self._other_platform(turn, named)
 
         def answer(hit: Hit) -> Reply:
             # Whichever way the entry was found, it must speak of the platform asked about
             # ("小红书开店要保证金吗" then "抖音呢" is not answered with Xiaohongshu's deposit).
-            if named and not contains_which(scope.entry_texts[hit.key], named):
+            if named and not scope.speaks_of(hit.key, named):
                 return self._other_platform(turn, named)
             return self._answer(turn, hit)
         if contains_any(turn.norm, scope.chitchat) and not self._trusted(turn, hits):
@@ -402,6 +410,8 @@ class Engine:
                 return answer(in_sense[0])
 
         if not self._trusted(turn, hits):
+            if named and not contains_which(scope.entry_texts[hits[0].key], named):
+                return self._other_platform(turn, named)  # "淘宝店铺怎么装修": not ours at all
             return self._not_covered(turn, hits)
         close = [h for h in hits[1:3] if hits[0].score - h.score < th.margin
                  and h.score >= th.answer]
@@ -560,6 +570,8 @@ class Engine:
                 frozenset(w for w in map(n, kb.thanks) if w),
                 tuple(w for w in map(n, kb.chitchat) if w),
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
+                frozenset(key for key, text in texts.items()
+                          if contains_any(text, [n(w) for w in kb.other_platforms_in_general])),
                 Vocabulary.of(texts, asked),
                 frozenset(key for key, text in asked.items() if asks_about_past(text)),
                 tuple(_longest_first(map(n, family))

@@ -50,7 +50,8 @@ ENTRY_FIELDS = {
     "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
     "title_en", "questions_en", "valid_from", "valid_until",
 }
-SCOPE_LISTS = ("other_platforms", "declined_requests", "greetings", "thanks", "chitchat")
+SCOPE_LISTS = ("other_platforms", "other_platforms_in_general", "declined_requests", "greetings",
+               "thanks", "chitchat")
 # The English answer follows the Chinese one in the body, after a line of its own:
 ENGLISH_MARKER = "## English"
 MIN_QUESTIONS_EN = 2
@@ -200,6 +201,7 @@ class KnowledgeBase:
     terms: tuple[str, ...]
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     other_platforms: tuple[str, ...] = ()
+    other_platforms_in_general: tuple[str, ...] = ()
     declined_requests: tuple[str, ...] = ()
     greetings: tuple[str, ...] = ()
     thanks: tuple[str, ...] = ()
@@ -223,6 +225,7 @@ class KnowledgeBase:
             "aliases": self.aliases,
             "terms": list(self.terms),
             "other_platforms": list(self.other_platforms),
+            "other_platforms_in_general": list(self.other_platforms_in_general),
             "declined_requests": list(self.declined_requests),
             "greetings": list(self.greetings),
             "thanks": list(self.thanks),
@@ -256,6 +259,7 @@ class KnowledgeBase:
         )
         return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
                    other_platforms=tuple(data.get("other_platforms", ())),
+                   other_platforms_in_general=tuple(data.get("other_platforms_in_general", ())),
                    declined_requests=tuple(data.get("declined_requests", ())),
                    greetings=tuple(data.get("greetings", ())),
                    thanks=tuple(data.get("thanks", ())),

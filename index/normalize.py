@@ -88,12 +88,18 @@ class Normalizer:
 
     def __call__(self, text: str) -> str:
         """Return the normalised form of text."""
-        text = _fold(strip_control(text))
-        if self._alias_re is not None:
-            text = self._alias_re.sub(self._expand, text)
+        text = self.expand(text)
         if self._ignore_re is not None:
             text = _SPACES.sub(" ", self._ignore_re.sub(" ", text)).strip()
         return self._repair_homophones(text)
+
+    def expand(self, text: str) -> str:
+        """Return text folded with its aliases replaced, ignored words still in place (so
+        "xhs" reads 小红书, which normalising then drops)."""
+        text = _fold(strip_control(text))
+        if self._alias_re is not None:
+            text = self._alias_re.sub(self._expand, text)
+        return text
 
     def _expand(self, match: re.Match[str]) -> str:
         """Replace an alias, unless the canonical form is already written there (红猫计划)."""

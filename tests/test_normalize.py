@@ -80,3 +80,9 @@ def test_a_latin_alias_matches_whole_words_only() -> None:
     assert n("I deposited money") == "i deposited money"
     assert n("wxid_abc") == "wxid_abc"
     assert n("加v聊") == "加微信聊" and n("加vx") == "加微信"
+
+
+def test_expand_keeps_ignored_words() -> None:
+    n = Normalizer({"xhs": "小红书"}, (), ("小红书",))
+    assert n.expand("XHS开店") == "小红书开店"
+    assert n("XHS开店") == "开店"

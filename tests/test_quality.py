@@ -13,6 +13,7 @@ from bot.channels.admin import AdminConsole
 from bot.channels.render import render
 from bot.dialogue import answerability
 from bot.dialogue.engine import ConversationKey, Engine
+from bot.dialogue.senses import language
 from bot.kb.freshness import judge, needing_review
 from bot.kb.loader import check_knowledge
 from bot.kb.service import KnowledgeService
@@ -237,6 +238,50 @@ def test_english_questions_get_english_answers_and_clarifications(engine: Engine
     assert (clarify.kind, clarify.concept) == ("clarify", "xianliu")
     assert clarify.message.startswith('"Throttling"')
     assert clarify.options[-1].label == "None of these"
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("what does 个体店 mean", "en"),
+    ("my 薯条 order got rejected, why??", "en"),
+    ("what is 号店一体", "en"),
+    ("小红书shop deposit多少", "zh"),  # a Chinese sentence with English words
+    ("挂了product会限流吗", "zh"),
+    ("个体店怎么开", "zh"),
+])
+def test_an_english_sentence_may_quote_a_chinese_term(text: str, lang: str) -> None:
+    assert language(text) == lang
+
+
+def test_a_numbered_pick_keeps_the_conversations_language(engine: Engine) -> None:
+    talk = ConversationKey("t", "c", "pick-en")
+    assert engine.reply(talk, "how do i open an individual shop").kind == "clarify"
+    picked = engine.reply(talk, "2")
+    assert (picked.entry_id, picked.lang) == ("getidian-enterprise", "en")
+    related = engine.reply(talk, "1")  # a related entry offered after the answer
+    assert related.kind == "answer" and related.lang == "en"
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("what does 个体店 mean", "getidian-meanings"),
+    ("what is an individual shop", "getidian-meanings"),
+    ("what does throttling mean on rednote", "xianliu-definition"),
+])
+def test_english_questions_about_a_term_itself_are_answered(engine: Engine, key, question: str,
+                                                            expected: str) -> None:
+    reply = engine.reply(key, question)
+    assert (reply.entry_id, reply.lang) == (expected, "en")
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("从抖音转过来的 小红书开店要保证金吗", "shop-types-deposit"),
+    ("以前做快手的 想问下小红书薯条最低投多少", "shutiao-budget"),
+    ("I sold on TikTok Shop before, can I open a shop on RedNote as a foreigner?",
+     "shop-entry-standard"),
+    ("xhs开店要交保证金吗", "shop-types-deposit"),
+])
+def test_a_question_naming_xiaohongshu_is_ours_whatever_else_it_names(
+        engine: Engine, key, question: str, expected: str) -> None:
+    assert engine.reply(key, question).entry_id == expected
 
 
 def test_the_learned_judgement_declines_what_the_best_entry_does_not_cover(

@@ -81,6 +81,7 @@ class Turn:
     subject: str = ""  # the new subject a follow-up names ("那京东的呢" → "京东")
     aspect: str = ""  # or what else it asks of the same subject ("多少钱")
     swapped: str = ""  # the last question with its term replaced by the follow-up's
+    names_us: bool = False  # the message itself names 小红书 (not a follow-up's earlier turn)
 
     def say(self, key: str, **values: object) -> str:
         return say(self.lang, key, **values)
@@ -91,6 +92,7 @@ class _Scope:
     """The knowledge's scope words and concepts, normalised once per snapshot."""
 
     snap: Snapshot
+    ours: tuple[str, ...]  # this platform's names, aliases expanded but not dropped
     platforms: tuple[str, ...]
     declined: tuple[str, ...]
     greetings: frozenset[str]
@@ -165,7 +167,11 @@ class Engine:
         if not has_meaning(turn.text):
             return self._notice(turn, "no_text")
         self._load(turn)
+        turn.names_us = contains_any(turn.snap.normalizer.expand(turn.text),
+                                     self._scope_of(turn.snap).ours)
         pending = self._live_pending(turn)
+        if pending and looks_like_pick(turn.text):
+            turn.lang = language(pending.question)  # "2" is no language: keep the question's
         if pending:
             option = (pick_option(pending.options, turn.text, turn.snap.normalizer)
                       or self._sense_named(turn, pending))
@@ -189,6 +195,8 @@ class Engine:
                 return reply
         if looks_like_pick(turn.text):
             # A number with nothing on offer picks nothing: it is no question to look up.
+            if turn.conv.last_question:
+                turn.lang = language(turn.conv.last_question)
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
         if turn.conv.last_question and (is_follow_up(turn.text) or self._leans_on_last(turn)):
@@ -251,19 +259,20 @@ class Engine:
         follow-up's own words together: the new subject ("那聚光呢" after a question on 薯条's
         goals) or the other side asked of the same one ("多少钱" after one on the materials
         for certification). After a new subject, the entry just answered stays only if its
-        text speaks of that subject."""
+        text speaks of that subject. When the follow-up's term stands for one in the previous
+        question, the swapped question ("聚光是什么") takes the place of the two together
+        ("薯条是什么 那聚光呢"), which names both terms and so favours an entry comparing them."""
         snap = turn.snap
         index = snap.index
         subject = snap.normalizer(turn.subject or turn.aspect)
         n = len(index.keys)
-        together = index.search_normalised(turn.norm, query, None, top_k=n)
+        together = (index.search(turn.swapped, top_k=n) if turn.swapped
+                    else index.search_normalised(turn.norm, query, None, top_k=n))
         alone = {h.key: h for h in index.search(subject, top_k=n)} if subject else {}
         previous = turn.conv.shown[-1] if turn.conv.shown else None
         if previous and turn.subject and not self._speaks_of(snap, previous, subject):
             together = [h for h in together if h.key != previous]
         others = [alone] if alone else []
-        if turn.swapped:
-            others.append({h.key: h for h in index.search(turn.swapped, top_k=n)})
         if not others:
             return together[:CANDIDATES]
         # The queries weigh alike: the scores stay on the scale the thresholds expect.
@@ -365,8 +374,9 @@ class Engine:
 
         # A question about another platform is out of scope unless the best entry speaks of
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not), or of other
-        # platforms in general ("笔记里能放抖音号吗" is about diversion, ours).
-        named = contains_which(turn.norm, scope.platforms)
+        # platforms in general ("笔记里能放抖音号吗" is about diversion, ours), or the message
+        # names 小红书 itself ("从抖音转过来的，小红书开店要保证金吗" asks about ours).
+        named = () if turn.names_us else contains_which(turn.norm, scope.platforms)
         if named and not (hits and scope.speaks_of(hits[0].key, named)):
             return self._other_platform(turn, named)
 
@@ -564,7 +574,8 @@ class Engine:
             texts = {e.id: f"{asked[e.id]} {n(e.answer)} {n(e.answer_en)}".strip()
                      for e in kb.entries.values()}
             scope = self._scope = _Scope(
-                snap, tuple(w for w in map(n, kb.other_platforms) if w),
+                snap, tuple(w for w in map(n.expand, kb.this_platform) if w),
+                tuple(w for w in map(n, kb.other_platforms) if w),
                 tuple(w for w in map(n, kb.declined_requests) if w),
                 frozenset(w for w in map(n, kb.greetings) if w),
                 frozenset(w for w in map(n, kb.thanks) if w),

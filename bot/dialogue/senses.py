@@ -226,8 +226,25 @@ def looks_like_pick(text: str) -> bool:
     return bool(_PICK.match(raw)) or raw in _NONE_WORDS
 
 
+_HAN_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+_LATIN_WORDS = re.compile(r"[a-z]+(?:'[a-z]+)?", re.IGNORECASE)
+# A Chinese term quoted inside an English sentence ("what does 个体店 mean") is this short.
+QUOTED_TERM_CHARS = 4
+
+
 def language(text: str) -> str:
-    """Return "en" for a message written in Latin letters without Chinese, else "zh"."""
-    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
-    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
-    return "en" if latin >= 3 and han == 0 else "zh"
+    """Return "en" for a message written in English, else "zh".
+
+    English may quote a Chinese term or two ("my 薯条 order got rejected", "what is 号店一体"):
+    the sentence is English when its Chinese comes in short runs among enough English words.
+    "小红书shop deposit多少" and "挂了product会限流吗" are Chinese sentences with an English word.
+    """
+    runs = _HAN_RUNS.findall(text)
+    words = _LATIN_WORDS.findall(text)
+    if not runs:
+        return "en" if sum(map(len, words)) >= 3 else "zh"
+    if any(len(run) > QUOTED_TERM_CHARS for run in runs):
+        return "zh"
+    starts_latin = bool(words) and text.lstrip().lower().startswith(words[0].lower())
+    return "en" if len(words) >= 3 or (len(words) == 2 and len(runs) == 1 and starts_latin) \
+        else "zh"

@@ -50,8 +50,8 @@ ENTRY_FIELDS = {
     "id", "title", "questions", "topic", "concepts", "basis", "sources", "as_of", "related",
     "title_en", "questions_en", "valid_from", "valid_until",
 }
-SCOPE_LISTS = ("other_platforms", "other_platforms_in_general", "declined_requests", "greetings",
-               "thanks", "chitchat")
+SCOPE_LISTS = ("this_platform", "other_platforms", "other_platforms_in_general",
+               "declined_requests", "greetings", "thanks", "chitchat")
 # The English answer follows the Chinese one in the body, after a line of its own:
 ENGLISH_MARKER = "## English"
 MIN_QUESTIONS_EN = 2
@@ -77,7 +77,8 @@ _UNDATED = {"undated", "未注明", "不详"}
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
 DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
                         "有哪些", "哪些", "定义", "一回事", "一样吗", "承认", "分别", "两种",
-                        "解释", "说法")
+                        "解释", "说法", "mean", "what is", "what is a", "what's", "what are",
+                        "difference", "definition")
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class KnowledgeBase:
     aliases: dict[str, str]
     terms: tuple[str, ...]
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    this_platform: tuple[str, ...] = ()
     other_platforms: tuple[str, ...] = ()
     other_platforms_in_general: tuple[str, ...] = ()
     declined_requests: tuple[str, ...] = ()
@@ -224,6 +226,7 @@ class KnowledgeBase:
             "concepts": [asdict(c) for c in self.concepts],
             "aliases": self.aliases,
             "terms": list(self.terms),
+            "this_platform": list(self.this_platform),
             "other_platforms": list(self.other_platforms),
             "other_platforms_in_general": list(self.other_platforms_in_general),
             "declined_requests": list(self.declined_requests),
@@ -258,6 +261,7 @@ class KnowledgeBase:
             for c in data["concepts"]
         )
         return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
+                   this_platform=tuple(data.get("this_platform", ())),
                    other_platforms=tuple(data.get("other_platforms", ())),
                    other_platforms_in_general=tuple(data.get("other_platforms_in_general", ())),
                    declined_requests=tuple(data.get("declined_requests", ())),

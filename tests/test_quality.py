@@ -130,6 +130,15 @@ def test_a_follow_up_asking_for_a_figure_keeps_the_subject(engine: Engine, key) 
     assert engine.reply(key, "要多少钱").entry_id == "enterprise-certification-fee"
 
 
+def test_a_follow_up_asking_for_a_figure_stays_near_the_subject(engine: Engine) -> None:
+    # "how long does it take?" alone is a note appeal's question; asked of the certification
+    # papers it must not be answered with the appeal's working days.
+    talk = ConversationKey("t", "c", "aspect-en")
+    assert engine.reply(talk, "what docs do i need for blue v").entry_id == (
+        "enterprise-cert-materials")
+    assert engine.reply(talk, "how long does it take?").entry_id != "note-appeal"
+
+
 def test_a_question_about_the_terms_two_meanings_is_answered(engine: Engine, key) -> None:
     assert engine.reply(key, "为啥个体店会有两种解释").entry_id == "getidian-meanings"
 

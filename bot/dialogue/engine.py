@@ -52,6 +52,8 @@ LAST_QUESTION_CHARS = 120  # how much of the last question a follow-up inherits
 ASKING_BONUS = 0.05  # a clause that asks something is more likely the question
 LEANING_CHARS = 8  # a message this short with no term of its own leans on the last answer
 CANDIDATES = 10  # entries ranked before follow-ups and past questions reorder them
+# How far down the two questions' joint ranking an aspect follow-up may look (see _on_subject).
+ASPECT_REACH = 3
 PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
 
 
@@ -280,6 +282,13 @@ class Engine:
         mixed = [Hit(h.key, (h.score + sum(o[h.key].score for o in others)) / k,
                      (h.dense + sum(o[h.key].dense for o in others)) / k,
                      (h.lexical + sum(o[h.key].lexical for o in others)) / k) for h in together]
+        if turn.aspect and previous in snap.kb.entries:
+            # "how long does it take?" alone finds whatever entry has a duration (a note
+            # appeal's); asked of the same subject, the answer is the entry just given, one
+            # of its related entries, or one the two questions together lead to.
+            near = {previous, *snap.kb.entries[previous].related,
+                    *(h.key for h in together[:ASPECT_REACH])}
+            mixed = [h for h in mixed if h.key in near]
         return sorted(mixed, key=lambda h: -h.score)[:CANDIDATES]
 
     def _leans_on_last(self, turn: Turn) -> bool:

@@ -135,7 +135,8 @@ _OTHER_SENSE = re.compile(r"^(?:那|那么)?(?:另一种|另外一种|另一个|
                           r"第\s*([一二三四五2-5])\s*(?:种|个|类))(?:呢|吧|怎么办|怎么弄|怎么样)?$")
 _FOLLOW_START = ("那", "那么", "要是", "如果是", "换成", "what about", "and ", "how about")
 _FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎么收费", "费用", "门槛", "条件",
-                "怎么申请", "能退吗", "有效期", "什么时候", "哪年", "how much", "how long")
+                "怎么申请", "能退吗", "有效期", "什么时候", "哪年", "how much", "how long",
+                "how many", "when does", "when did", "when will", "is it free", "does it cost")
 FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
 
 

@@ -293,6 +293,14 @@ def test_a_question_naming_xiaohongshu_is_ours_whatever_else_it_names(
     assert engine.reply(key, question).entry_id == expected
 
 
+def test_an_english_request_to_write_content_is_declined(engine: Engine, key) -> None:
+    reply = engine.reply(key, "Can you write me a caption for my skincare post?")
+    assert (reply.reason, reply.lang) == ("declined", "en")
+    # "write" in a rule question is no request to write
+    assert engine.reply(key, "can I write my wechat id in my bio").entry_id == (
+        "siyu-contact-violation")
+
+
 def test_the_learned_judgement_declines_what_the_best_entry_does_not_cover(
         service: KnowledgeService, tmp_path: Path) -> None:
     model = answerability.Model.load()

@@ -154,6 +154,17 @@ def test_a_very_short_message_without_a_term_asks_more_of_the_last_answer(engine
     assert [entry for entry, _ in engine.trace] == ["ban-duration"]
 
 
+@pytest.mark.parametrize(("topic", "ask", "expected"), [
+    ("原创保护", "入口在哪", "original-protection"),  # alone: the 市集 entrance
+    ("团购", "个人号能开吗", "bendi-tuangou-join"),  # alone: a personal account's shop
+    ("聚光", "个人能开吗", "juguang-what"),
+])
+def test_a_short_ask_after_a_bare_topic_asks_about_that_topic(engine: Engine, key, topic: str,
+                                                              ask: str, expected: str) -> None:
+    assert engine.reply(key, topic).kind == "answer"
+    assert engine.reply(key, ask).entry_id == expected
+
+
 def test_an_english_reply_to_a_clarification_picks_by_cue(engine: Engine, key) -> None:
     assert engine.reply(key, "How much is the deposit?").concept == "baozhengjin"
     reply = engine.reply(key, "for an online shop")

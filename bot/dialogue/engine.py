@@ -293,8 +293,9 @@ class Engine:
 
     def _leans_on_last(self, turn: Turn) -> bool:
         """Tell whether a very short message right after an answer asks more about it
-        ("每年都要交吗" after the certification fee): it names no term of the knowledge and
-        finds no answer on its own ("封号了怎么办" does, so it is a new question)."""
+        ("每年都要交吗" after the certification fee): it names no term of the knowledge, and
+        finds no answer on its own or fits the last question's topic ("封号了怎么办" does
+        neither, so it is a new question)."""
         norm = turn.snap.normalizer(turn.text).strip(" !！?？。.,，~～")
         scope = self._scope_of(turn.snap)
         if (not norm or len(norm) > LEANING_CHARS or norm in scope.greetings
@@ -305,7 +306,19 @@ class Engine:
         if any(term in norm for family in scope.term_families for term in family):
             return False
         alone = replace(turn, norm=norm)
-        return not self._trusted(alone, turn.snap.index.search(norm, top_k=2), record=False)
+        own = turn.snap.index.search(norm, top_k=2)
+        if not self._trusted(alone, own, record=False):
+            return True
+        # "入口在哪" finds the 市集 entrance on its own; after "原创保护" it asks where that is.
+        # A short ask continues the last question when adding it keeps the match as good as
+        # the last question's own ("原创保护 入口在哪"); a new topic dilutes it ("小红书开店要交
+        # 保证金吗 封号了怎么办" matches worse than the deposit question alone).
+        index, normalizer = turn.snap.index, turn.snap.normalizer
+        last = index.search(normalizer(turn.conv.last_question), top_k=1)
+        joint = replace(turn, norm=normalizer(f"{turn.conv.last_question} {norm}"))
+        together = index.search(joint.norm, top_k=2)
+        return (bool(last) and bool(together) and together[0].score >= last[0].score
+                and self._trusted(joint, together, record=False))
 
     def _swap_subject(self, turn: Turn) -> str:
         """Return the last question with its term replaced by the term a follow-up names

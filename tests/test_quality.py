@@ -304,6 +304,21 @@ def test_a_question_naming_xiaohongshu_is_ours_whatever_else_it_names(
     assert engine.reply(key, question).entry_id == expected
 
 
+@pytest.mark.parametrize(("question", "concept"), [
+    ("why did my traffic drop", "xianliu"),
+    ("my reach dropped a lot this week, is my account limited?", "xianliu"),
+])
+def test_english_traffic_complaints_ask_which_throttling(engine: Engine, key, question: str,
+                                                         concept: str) -> None:
+    reply = engine.reply(key, question)
+    assert (reply.kind, reply.concept, reply.lang) == ("clarify", concept, "en")
+
+
+def test_throttled_after_adding_wechat_is_the_penalty_sense(engine: Engine, key) -> None:
+    reply = engine.reply(key, "I got shadowbanned after adding my wechat, what now?")
+    assert reply.entry_id == "violation-throttle"
+
+
 def test_an_english_request_to_write_content_is_declined(engine: Engine, key) -> None:
     reply = engine.reply(key, "Can you write me a caption for my skincare post?")
     assert (reply.reason, reply.lang) == ("declined", "en")

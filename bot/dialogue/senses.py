@@ -136,7 +136,9 @@ _OTHER_SENSE = re.compile(r"^(?:那|那么)?(?:另一种|另外一种|另一个|
 _FOLLOW_START = ("那", "那么", "要是", "如果是", "换成", "what about", "and ", "how about")
 _FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎么收费", "费用", "门槛", "条件",
                 "怎么申请", "能退吗", "有效期", "什么时候", "哪年", "how much", "how long",
-                "how many", "when does", "when did", "when will", "is it free", "does it cost")
+                "how many", "when does", "when did", "when will", "is it free", "does it cost",
+                "how do i apply", "how do i join", "how to apply", "how to join",
+                "what's the penalty", "what is the penalty")
 FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
 
 

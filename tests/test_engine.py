@@ -226,6 +226,11 @@ def test_requests_to_write_copy_are_declined(engine: Engine, key) -> None:
     assert (reply.kind, reply.reason) == ("fallback", "declined")
     english = engine.reply(key, "translate this for me please? 帮我翻译")
     assert english.reason == "declined"
+    caption = engine.reply(key, "Can you write me a caption for my skincare post?")
+    assert (caption.reason, caption.lang) == ("declined", "en")
+    # "write" in a rule question is no request to write
+    assert engine.reply(key, "can I write my wechat id in my bio").entry_id == (
+        "siyu-contact-violation")
 
 
 def test_negated_cue_words_do_not_settle_a_sense(engine: Engine, key) -> None:

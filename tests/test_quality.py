@@ -109,9 +109,15 @@ def test_a_follow_up_about_another_platform_is_out_of_scope(engine: Engine, key)
     ("Can I mention my Instagram in my profile?", "siyu-contact-violation"),
     # original-protection names no platform, but speaks of creators from other platforms (站外)
     ("我在抖音有十万粉，能申请原创保护吗", "original-protection"),
+    # a message naming 小红书 asks about ours, whatever else it names
+    ("从抖音转过来的 小红书开店要保证金吗", "shop-types-deposit"),
+    ("以前做快手的 想问下小红书薯条最低投多少", "shutiao-budget"),
+    ("I sold on TikTok Shop before, can I open a shop on RedNote as a foreigner?",
+     "shop-entry-standard"),
+    ("xhs开店要交保证金吗", "shop-types-deposit"),
 ])
-def test_sending_users_to_another_platform_is_our_question(engine: Engine, key, question: str,
-                                                           expected: str) -> None:
+def test_questions_naming_another_platform_that_are_ours(engine: Engine, key, question: str,
+                                                         expected: str) -> None:
     assert engine.reply(key, question).entry_id == expected
 
 
@@ -221,6 +227,7 @@ def test_the_term_alone_settles_no_sense(engine: Engine, key) -> None:
     ("My notes lost reach after I attached a product, am I shadowbanned?",
      "product-note-traffic"),
     ("笔记挂了product就没流量了", "product-note-traffic"),
+    ("I got shadowbanned after adding my wechat, what now?", "violation-throttle"),
 ])
 def test_english_and_mixed_cue_words_settle_the_sense(engine: Engine, key, question: str,
                                                       entry: str) -> None:
@@ -281,29 +288,6 @@ def test_a_numbered_pick_keeps_the_conversations_language(engine: Engine) -> Non
     assert related.kind == "answer" and related.lang == "en"
 
 
-@pytest.mark.parametrize(("question", "expected"), [
-    ("what does 个体店 mean", "getidian-meanings"),
-    ("what is an individual shop", "getidian-meanings"),
-    ("what does throttling mean on rednote", "xianliu-definition"),
-])
-def test_english_questions_about_a_term_itself_are_answered(engine: Engine, key, question: str,
-                                                            expected: str) -> None:
-    reply = engine.reply(key, question)
-    assert (reply.entry_id, reply.lang) == (expected, "en")
-
-
-@pytest.mark.parametrize(("question", "expected"), [
-    ("从抖音转过来的 小红书开店要保证金吗", "shop-types-deposit"),
-    ("以前做快手的 想问下小红书薯条最低投多少", "shutiao-budget"),
-    ("I sold on TikTok Shop before, can I open a shop on RedNote as a foreigner?",
-     "shop-entry-standard"),
-    ("xhs开店要交保证金吗", "shop-types-deposit"),
-])
-def test_a_question_naming_xiaohongshu_is_ours_whatever_else_it_names(
-        engine: Engine, key, question: str, expected: str) -> None:
-    assert engine.reply(key, question).entry_id == expected
-
-
 @pytest.mark.parametrize(("question", "concept"), [
     ("why did my traffic drop", "xianliu"),
     ("my reach dropped a lot this week, is my account limited?", "xianliu"),
@@ -312,19 +296,6 @@ def test_english_traffic_complaints_ask_which_throttling(engine: Engine, key, qu
                                                          concept: str) -> None:
     reply = engine.reply(key, question)
     assert (reply.kind, reply.concept, reply.lang) == ("clarify", concept, "en")
-
-
-def test_throttled_after_adding_wechat_is_the_penalty_sense(engine: Engine, key) -> None:
-    reply = engine.reply(key, "I got shadowbanned after adding my wechat, what now?")
-    assert reply.entry_id == "violation-throttle"
-
-
-def test_an_english_request_to_write_content_is_declined(engine: Engine, key) -> None:
-    reply = engine.reply(key, "Can you write me a caption for my skincare post?")
-    assert (reply.reason, reply.lang) == ("declined", "en")
-    # "write" in a rule question is no request to write
-    assert engine.reply(key, "can I write my wechat id in my bio").entry_id == (
-        "siyu-contact-violation")
 
 
 def test_the_learned_judgement_declines_what_the_best_entry_does_not_cover(
@@ -410,6 +381,10 @@ def test_a_date_that_is_no_calendar_day_is_a_problem_not_a_crash_later(
     ("How much is the deposit for an online shop?", "shop-types-deposit"),
     ("What is a traffic product?", "yinliukuan-what"),
     ("I deposited money into Juguang, can I get it back?", "juguang-balance-refund"),
+    # questions about a term itself, some quoting the Chinese term
+    ("what does 个体店 mean", "getidian-meanings"),
+    ("what is an individual shop", "getidian-meanings"),
+    ("what does throttling mean on rednote", "xianliu-definition"),
 ])
 def test_english_platform_terms_are_understood(engine: Engine, key, question: str,
                                                entry: str) -> None:

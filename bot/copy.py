@@ -31,8 +31,11 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "rate_limited": "你提问太快了，请稍等一分钟再问。",
         "empty_ask": "请在命令后面写上你的问题，例如：/ask 个体店怎么开",
         "examples_separator": "；",
+        "list_separator": "、",
         # The frame around an answer
         "basis": "依据", "as_of": "信息截至", "sources": "来源", "colon": "：",
+        "bar": "｜", "paren_open": "（", "paren_close": "）", "source_separator": "；",
+        "undated": "未注明日期",
         "related": "相关问题（回复序号查看）：", "nearest": "你可能想问（回复序号查看）：",
         "pick": "（回复序号或选项文字即可）",
         "help": "官方帮助：普通用户可在小红书 App「我」→「设置」→「帮助与客服」咨询；"
@@ -76,6 +79,7 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         # Channel buttons and notices
         "not_yours": "这是别人提的问题，只有提问的人可以选择。",
         "question_expired": "这个问题已经过期了，请重新提问。",
+        "pick_in_range": "请回复 1 到 {count} 之间的数字，选下面的一项：",
         "thanks": "谢谢反馈！",
         "useful": "👍 有用", "not_useful": "👎 没用",
         "thinking": "正在查找答案，请稍候……",
@@ -172,7 +176,10 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "empty_ask": "Please write your question after the command, e.g. /ask how do I open a "
                      "shop",
         "examples_separator": "; ",
+        "list_separator": ", ",
         "basis": "Basis", "as_of": "as of", "sources": "Sources", "colon": ": ",
+        "bar": " | ", "paren_open": " (", "paren_close": ")", "source_separator": "; ",
+        "undated": "undated",
         "related": "Related questions (reply with a number):",
         "nearest": "Maybe you meant (reply with a number):",
         "pick": "(Reply with the number or the option text.)",
@@ -205,6 +212,7 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "thanks": "Thanks for the feedback!",
         "not_yours": "This is someone else's question; only the asker can choose.",
         "question_expired": "This question has expired; please ask again.",
+        "pick_in_range": "Please reply with a number from 1 to {count} to pick one of these:",
         "thinking": "Looking for the answer…",
         "index_progress": "building the index: {done}/{total}",
         "index_ready": "index ready: {entries}, {embedded} texts embedded, {seconds:.2f}s "
@@ -300,5 +308,6 @@ def counted(lang: str, key: str, count: int) -> str:
 
 def frame(lang: str) -> dict[str, str]:
     """Return the labels templates put around an answer, in lang."""
-    keys = ("basis", "as_of", "sources", "related", "nearest", "pick", "help", "note", "colon")
+    keys = ("basis", "as_of", "sources", "related", "nearest", "pick", "help", "note", "colon",
+            "bar", "paren_open", "paren_close", "source_separator")
     return {key: say(lang, key) for key in keys}

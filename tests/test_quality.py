@@ -122,7 +122,8 @@ def test_questions_naming_another_platform_that_are_ours(engine: Engine, key, qu
 
 
 @pytest.mark.parametrize("question", ["抖音开店要保证金吗", "抖音的私信能发微信号吗",
-                                      "可以在评论区让人去拼多多搜吗"])
+                                      "可以在评论区让人去拼多多搜吗",
+                                      "How much does a Douyin shop deposit cost?"])
 def test_another_platforms_own_rules_stay_out_of_scope(engine: Engine, key,
                                                        question: str) -> None:
     assert engine.reply(key, question).reason == "other_platform"
@@ -271,12 +272,29 @@ def test_english_questions_get_english_answers_and_clarifications(engine: Engine
     ("what does 个体店 mean", "en"),
     ("my 薯条 order got rejected, why??", "en"),
     ("what is 号店一体", "en"),
+    ("Is 交易导流违规管理细则 still in force?", "en"),  # a long quoted name
+    ("hi", "en"),
     ("小红书shop deposit多少", "zh"),  # a Chinese sentence with English words
     ("挂了product会限流吗", "zh"),
     ("个体店怎么开", "zh"),
 ])
 def test_an_english_sentence_may_quote_a_chinese_term(text: str, lang: str) -> None:
     assert language(text) == lang
+
+
+def test_a_number_not_on_offer_says_which_numbers_are(engine: Engine, key) -> None:
+    assert engine.reply(key, "薯条是什么").entry_id == "shutiao-what"
+    reply = engine.reply(key, "4")  # three related questions are on offer
+    assert reply.kind == "clarify" and len(reply.options) == 3
+    assert "1 到 3" in reply.message
+    assert engine.reply(key, "2").kind == "answer"  # the offer still stands
+
+
+def test_sources_are_written_in_the_readers_language(engine: Engine) -> None:
+    zh = render(engine.reply(ConversationKey("t", "c", "src-zh"), "薯条是什么"))
+    assert "（未注明日期）" in zh and "undated" not in zh and "｜信息截至" in zh
+    en = render(engine.reply(ConversationKey("t", "c", "src-en"), "What is Shutiao?"))
+    assert " (undated)" in en and "（" not in en.split("Sources")[1] and " | as of" in en
 
 
 def test_a_numbered_pick_keeps_the_conversations_language(engine: Engine) -> None:

@@ -10,9 +10,9 @@ from functools import cache
 import jinja2
 from markupsafe import Markup
 
-from bot.copy import frame
+from bot.copy import frame, say
 from bot.dialogue.replies import Reply
-from bot.kb.loader import BASIS_LABELS_EN
+from bot.kb.loader import BASIS_LABELS_EN, UNDATED
 
 _FORMATS = {"text": "reply.txt.j2", "html": "reply.html.j2"}
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -50,7 +50,12 @@ def render(reply: Reply, fmt: str = "text") -> str:
         "basis": ((BASIS_LABELS_EN[entry.basis] if reply.lang == "en" else entry.basis_label)
                   if entry else ""),
     }
-    return template.render(reply=reply, entry=entry, answer=answer, t=labels).strip()
+    # "undated" is how authors write it; readers get it in their language.
+    sources = [{"by": s.by, "ref": s.ref,
+                "date": say(reply.lang, "undated") if s.date in UNDATED else s.date}
+               for s in (entry.sources if entry else ())]
+    return template.render(reply=reply, entry=entry, answer=answer, sources=sources,
+                           t=labels).strip()
 
 
 def split_message(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:

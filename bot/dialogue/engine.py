@@ -96,6 +96,7 @@ class _Scope:
     snap: Snapshot
     ours: tuple[str, ...]  # this platform's names, aliases expanded but not dropped
     platforms: tuple[str, ...]
+    platform_names: dict[str, str]  # normalised → as the knowledge writes it (TikTok)
     declined: tuple[str, ...]
     greetings: frozenset[str]
     thanks: frozenset[str]
@@ -189,6 +190,12 @@ class Engine:
             if option is not None:
                 turn.conv.pending = None
                 return self._resolve(turn, pending, option)
+            if looks_like_pick(turn.text):
+                # "4" when three are on offer: say which numbers there are, keep the offer.
+                return Reply("clarify", message=turn.say("pick_in_range",
+                                                         count=len(pending.options)),
+                             options=tuple(pending.options), lang=turn.lang,
+                             concept=pending.concept)
         turn.conv.pending = None  # a new question replaces whatever was pending
         which = other_sense(turn.text)
         if which is not None and turn.conv.last_sense:
@@ -489,8 +496,11 @@ class Engine:
     # ------------------------------------------------------------------ reply builders
 
     def _other_platform(self, turn: Turn, named: tuple[str, ...]) -> Reply:
+        names = self._scope_of(turn.snap).platform_names
+        shown = [names.get(name, name) for name in named]
         return Reply("fallback", reason="other_platform", lang=turn.lang,
-                     message=turn.say("other_platform", platforms="、".join(named)))
+                     message=turn.say("other_platform",
+                                      platforms=turn.say("list_separator").join(shown)))
 
     def _answer(self, turn: Turn, hit: Hit) -> Reply:
         entry = turn.snap.kb.entries[hit.key]
@@ -598,6 +608,7 @@ class Engine:
             scope = self._scope = _Scope(
                 snap, tuple(w for w in map(n.expand, kb.this_platform) if w),
                 tuple(w for w in map(n, kb.other_platforms) if w),
+                {n(name): name for name in kb.other_platforms if n(name)},
                 tuple(w for w in map(n, kb.declined_requests) if w),
                 frozenset(w for w in map(n, kb.greetings) if w),
                 frozenset(w for w in map(n, kb.thanks) if w),
@@ -667,6 +678,8 @@ def _longest_first(words: Iterable[str]) -> tuple[str, ...]:
 
 
 def _only_words_of(text: str, words: frozenset[str]) -> bool:
-    """Tell whether text is nothing but some of words between punctuation ("好的，谢谢！")."""
-    pieces = [p for p in re.split(r"[\s,，。.!！?？~～、]+", text) if p]
-    return bool(pieces) and all(p in words for p in pieces)
+    """Tell whether text is nothing but some of words between punctuation or spaces ("好的，
+    谢谢！", "好的 谢谢", "got it, thanks a lot")."""
+    pieces = [p.strip() for p in re.split(r"[,，。.!！?？~～、]+", text) if p.strip()]
+    return bool(pieces) and all(p in words or all(w in words for w in p.split())
+                                for p in pieces)

@@ -138,7 +138,8 @@ _FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎�
                 "怎么申请", "能退吗", "有效期", "什么时候", "哪年", "how much", "how long",
                 "how many", "when does", "when did", "when will", "is it free", "does it cost",
                 "how do i apply", "how do i join", "how to apply", "how to join",
-                "what's the penalty", "what is the penalty")
+                "what's the penalty", "what is the penalty", "要什么材料", "需要什么材料",
+                "what documents", "which documents")
 FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
 
 
@@ -245,9 +246,11 @@ def language(text: str) -> str:
     runs = _HAN_RUNS.findall(text)
     words = _LATIN_WORDS.findall(text)
     if not runs:
-        return "en" if sum(map(len, words)) >= 3 else "zh"
+        return "en" if sum(map(len, words)) >= 2 else "zh"
+    starts_latin = bool(words) and text.lstrip().lower().startswith(words[0].lower())
+    if starts_latin and len(words) >= 3 and len(runs) <= 2:
+        return "en"  # "Is 交易导流违规管理细则 still in force?" quotes a long name
     if any(len(run) > QUOTED_TERM_CHARS for run in runs):
         return "zh"
-    starts_latin = bool(words) and text.lstrip().lower().startswith(words[0].lower())
     return "en" if len(words) >= 3 or (len(words) == 2 and len(runs) == 1 and starts_latin) \
         else "zh"

@@ -73,7 +73,7 @@ def _is_date(value: str, full: bool = False) -> bool:
     except ValueError:
         return False
     return True
-_UNDATED = {"undated", "未注明", "不详"}
+UNDATED = frozenset({"undated", "未注明", "不详"})  # ways a source may say it has no date
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
 DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "啥意思", "区别", "哪几种", "有几种",
                         "有哪些", "哪些", "定义", "一回事", "一样吗", "承认", "分别", "两种",
@@ -465,7 +465,7 @@ def _sources(value: Any, rel: str, line: int, problems: list[Problem]) -> list[S
             problems.append(_problem(rel, line, "kb_source_fields"))
             continue
         date = _as_text(item.get("date"))
-        if not (_is_date(date) or date in _UNDATED):
+        if not (_is_date(date) or date in UNDATED):
             problems.append(_problem(rel, _line_of(item.get("ref"), line - 1) + 1,
                                      "kb_bad_source_date", value=date))
             continue

@@ -229,6 +229,7 @@ def test_the_term_alone_settles_no_sense(engine: Engine, key) -> None:
      "product-note-traffic"),
     ("笔记挂了product就没流量了", "product-note-traffic"),
     ("I got shadowbanned after adding my wechat, what now?", "violation-throttle"),
+    ("想做私域，怎么引流比较安全", "siyu-compliant-route"),
 ])
 def test_english_and_mixed_cue_words_settle_the_sense(engine: Engine, key, question: str,
                                                       entry: str) -> None:
@@ -309,9 +310,11 @@ def test_a_numbered_pick_keeps_the_conversations_language(engine: Engine) -> Non
 @pytest.mark.parametrize(("question", "concept"), [
     ("why did my traffic drop", "xianliu"),
     ("my reach dropped a lot this week, is my account limited?", "xianliu"),
+    ("I want to run ads", "touliu"),
+    ("I have a sole proprietor licence, can I open a shop?", "getidian"),
 ])
-def test_english_traffic_complaints_ask_which_throttling(engine: Engine, key, question: str,
-                                                         concept: str) -> None:
+def test_ambiguous_english_asks_ask_back(engine: Engine, key, question: str,
+                                         concept: str) -> None:
     reply = engine.reply(key, question)
     assert (reply.kind, reply.concept, reply.lang) == ("clarify", concept, "en")
 

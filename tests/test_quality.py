@@ -305,6 +305,7 @@ def test_a_numbered_pick_keeps_the_conversations_language(engine: Engine) -> Non
     assert (picked.entry_id, picked.lang) == ("getidian-enterprise", "en")
     related = engine.reply(talk, "1")  # a related entry offered after the answer
     assert related.kind == "answer" and related.lang == "en"
+    assert engine.reply(talk, "??").lang == "en"  # no letters: the conversation's language
 
 
 @pytest.mark.parametrize(("question", "concept"), [

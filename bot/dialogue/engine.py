@@ -168,6 +168,8 @@ class Engine:
             return self._notice(turn, "too_long", chars=len(turn.text),
                                 limit=self.settings.max_message_chars)
         if not has_meaning(turn.text):
+            self._load(turn)  # "??" has no language of its own: keep the conversation's
+            turn.lang = self._conversation_language(turn)
             return self._notice(turn, "no_text")
         self._load(turn)
         turn.names_us = contains_any(turn.snap.normalizer.expand(turn.text),
@@ -204,8 +206,7 @@ class Engine:
                 return reply
         if looks_like_pick(turn.text):
             # A number with nothing on offer picks nothing: it is no question to look up.
-            if turn.conv.last_question:
-                turn.lang = language(turn.conv.last_question)
+            turn.lang = self._conversation_language(turn)
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
         if turn.conv.last_question and (is_follow_up(turn.text) or self._leans_on_last(turn)):
@@ -581,6 +582,15 @@ class Engine:
     def _log_unanswered(self, turn: Turn) -> None:
         self.store.log_unanswered(Unanswered(turn.now, turn.key.channel, turn.key.chat,
                                              turn.key.user, turn.text))
+
+    @staticmethod
+    def _conversation_language(turn: Turn) -> str:
+        """The language of the user's last question, for a message that has none of its own
+        (history may hold a picked option's label, in the knowledge's language)."""
+        for said in (turn.conv.last_question, *reversed(turn.conv.history)):
+            if said and has_meaning(said) and not looks_like_pick(said):
+                return language(said)
+        return turn.lang
 
     def _live_pending(self, turn: Turn) -> Pending | None:
         """Return the conversation's pending question, dropping it if it has expired."""

@@ -172,6 +172,11 @@ def _is_han(char: str) -> bool:
     return "\u4e00" <= char <= "\u9fff"
 
 
+def has_han(text: str) -> bool:
+    """Tell whether text holds a Chinese character."""
+    return any(map(_is_han, text))
+
+
 def _fold(text: str) -> str:
     return _T2S.convert(unicodedata.normalize("NFKC", text)).lower()
 

@@ -95,8 +95,7 @@ class _Scope:
 
     snap: Snapshot
     ours: tuple[str, ...]  # this platform's names, aliases expanded but not dropped
-    platforms: tuple[str, ...]
-    platform_names: dict[str, str]  # normalised → as the knowledge writes it (TikTok)
+    platforms: dict[str, str]  # other platforms: normalised → as the knowledge writes it
     declined: tuple[str, ...]
     greetings: frozenset[str]
     thanks: frozenset[str]
@@ -167,16 +166,15 @@ class Engine:
         if len(turn.text) > self.settings.max_message_chars:
             return self._notice(turn, "too_long", chars=len(turn.text),
                                 limit=self.settings.max_message_chars)
-        if not has_meaning(turn.text):
-            self._load(turn)  # "??" has no language of its own: keep the conversation's
-            turn.lang = self._conversation_language(turn)
-            return self._notice(turn, "no_text")
         self._load(turn)
+        pending = self._live_pending(turn)
+        if not has_meaning(turn.text) or looks_like_pick(turn.text):
+            # "??" or "2" has no language of its own: keep the conversation's.
+            turn.lang = self._conversation_language(turn)
+        if not has_meaning(turn.text):
+            return self._notice(turn, "no_text")
         turn.names_us = contains_any(turn.snap.normalizer.expand(turn.text),
                                      self._scope_of(turn.snap).ours)
-        pending = self._live_pending(turn)
-        if pending and looks_like_pick(turn.text):
-            turn.lang = language(pending.question)  # "2" is no language: keep the question's
         if pending:
             option = (pick_option(pending.options, turn.text, turn.snap.normalizer)
                       or self._sense_named(turn, pending))
@@ -206,7 +204,6 @@ class Engine:
                 return reply
         if looks_like_pick(turn.text):
             # A number with nothing on offer picks nothing: it is no question to look up.
-            turn.lang = self._conversation_language(turn)
             return Reply("fallback", reason="stale_pick", lang=turn.lang,
                          message=turn.say("question_expired"))
         if turn.conv.last_question and (is_follow_up(turn.text) or self._leans_on_last(turn)):
@@ -322,7 +319,7 @@ class Engine:
         # the last question's own ("原创保护 入口在哪"); a new topic dilutes it ("小红书开店要交
         # 保证金吗 封号了怎么办" matches worse than the deposit question alone).
         index, normalizer = turn.snap.index, turn.snap.normalizer
-        last = index.search(normalizer(turn.conv.last_question), top_k=1)
+        last = index.search(turn.conv.last_question, top_k=1)
         joint = replace(turn, norm=normalizer(f"{turn.conv.last_question} {norm}"))
         together = index.search(joint.norm, top_k=2)
         return (bool(last) and bool(together) and together[0].score >= last[0].score
@@ -497,7 +494,7 @@ class Engine:
     # ------------------------------------------------------------------ reply builders
 
     def _other_platform(self, turn: Turn, named: tuple[str, ...]) -> Reply:
-        names = self._scope_of(turn.snap).platform_names
+        names = self._scope_of(turn.snap).platforms
         shown = [names.get(name, name) for name in named]
         return Reply("fallback", reason="other_platform", lang=turn.lang,
                      message=turn.say("other_platform",
@@ -585,9 +582,11 @@ class Engine:
 
     @staticmethod
     def _conversation_language(turn: Turn) -> str:
-        """The language of the user's last question, for a message that has none of its own
-        (history may hold a picked option's label, in the knowledge's language)."""
-        for said in (turn.conv.last_question, *reversed(turn.conv.history)):
+        """The language of the question on offer or the user's last question, for a message
+        that has none of its own (history may hold a picked option's label, in the knowledge's
+        language, so it comes last)."""
+        pending = turn.conv.pending.question if turn.conv.pending else ""
+        for said in (pending, turn.conv.last_question, *reversed(turn.conv.history)):
             if said and has_meaning(said) and not looks_like_pick(said):
                 return language(said)
         return turn.lang
@@ -617,7 +616,6 @@ class Engine:
                      for e in kb.entries.values()}
             scope = self._scope = _Scope(
                 snap, tuple(w for w in map(n.expand, kb.this_platform) if w),
-                tuple(w for w in map(n, kb.other_platforms) if w),
                 {n(name): name for name in kb.other_platforms if n(name)},
                 tuple(w for w in map(n, kb.declined_requests) if w),
                 frozenset(w for w in map(n, kb.greetings) if w),

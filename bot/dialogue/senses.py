@@ -138,8 +138,8 @@ _FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎�
                 "怎么申请", "能退吗", "有效期", "什么时候", "哪年", "how much", "how long",
                 "how many", "when does", "when did", "when will", "is it free", "does it cost",
                 "how do i apply", "how do i join", "how to apply", "how to join",
-                "what's the penalty", "what is the penalty", "要什么材料", "需要什么材料",
-                "what documents", "which documents")
+                "what's the penalty", "what is the penalty", "要什么材料", "what documents",
+                "which documents")
 FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bot.copy import known, say
-from index.normalize import Normalizer
+from index.normalize import Normalizer, has_han
 
 BASIS_LABELS = {
     "official": "官方规则",
@@ -294,9 +294,6 @@ _LineLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
 # Dates stay text: the loader checks them itself, so 2026-02-30 is a file:line problem, not
 # PyYAML's ValueError.
 _LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
-
-
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _line_of(value: Any, default: int) -> int:
@@ -617,7 +614,7 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
             yield _problem(entry.path, entry.line, "kb_no_english", "error",
                            least=MIN_QUESTIONS_EN, marker=ENGLISH_MARKER)
         for question in entry.questions:
-            if not _HAN.search(question):
+            if not has_han(question):
                 # Harmless to matching, but the Chinese list is what authors review as Chinese.
                 yield _problem(entry.path, _line_of(question, entry.line), "kb_english_question",
                                "warning", question=question)

@@ -196,7 +196,8 @@ def cmd_kb_check(env: Environment, args: argparse.Namespace) -> int:
         _print_confusable(kb, settings, args.confusable, lang)
     print(say(lang, "kb_ok", entries=counted(lang, "n_entries", len(kb.entries)),
               concepts=counted(lang, "n_concepts", len(kb.concepts)),
-              aliases=counted(lang, "n_aliases", len(kb.aliases)), warnings=warnings),
+              aliases=counted(lang, "n_aliases", len(kb.aliases)),
+              gaps=counted(lang, "n_gaps", len(kb.gaps)), warnings=warnings),
           file=sys.stderr)
     return 0
 
@@ -228,15 +229,22 @@ def _print_confusable(kb: KnowledgeBase, settings: Settings, min_score: float,
 
     def written(key: str, normalised: str) -> str:
         """The question as its author wrote it (the index holds the normalised text)."""
-        entry = kb.entries[key]
-        texts = (entry.title, *entry.questions, entry.title_en, *entry.questions_en)
+        entry, gap = kb.entries.get(key), kb.gaps.get(key)
+        texts = ((entry.title, *entry.questions, entry.title_en, *entry.questions_en) if entry
+                 else (gap.topic, *gap.questions, gap.topic_en, *gap.questions_en) if gap
+                 else ())
         return next((q for q in texts if q and normalise(q) == normalised), normalised)
 
+    def links(key: str) -> tuple[str, ...]:
+        """An entry's related entries, or the entries a known gap points to instead."""
+        entry, gap = kb.entries.get(key), kb.gaps.get(key)
+        return entry.related if entry else gap.see if gap else ()
+
+    # A known gap close to an entry is listed too: it may take that entry's questions.
     print(say(lang, "kb_confusable", score=min_score,
               count=len(pairs) or say(lang, "kb_confusable_none")))
     for pair in pairs:
-        linked = (pair.key_b in kb.entries[pair.key_a].related
-                  or pair.key_a in kb.entries[pair.key_b].related)
+        linked = pair.key_b in links(pair.key_a) or pair.key_a in links(pair.key_b)
         tag = f"  {say(lang, 'kb_linked')}" if linked else ""
         print(f"  {pair.score:.2f}  {pair.key_a} ~ {pair.key_b}{tag}\n"
               f"        「{written(pair.key_a, pair.question_a)}」 ≈ "

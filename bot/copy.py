@@ -18,6 +18,8 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "not_covered": "抱歉，知识库里还没有能可靠回答这个问题的内容，我不想猜。这个问题已记录，"
                        "维护者会补充。",
         "none_of_these": "好的，那我暂时回答不了，这个问题已记录，维护者会补充。",
+        "known_gap": "这个问题知识库还答不了：{topic}。{note}（这是已知的空白，{checked} 核对过；"
+                     "问题已记录，维护者找到可靠来源后会补充。）",
         "declined": "我只回答小红书平台规则和政策方面的问题，不代写文案、标题，也不做翻译。",
         "other_platform": "我只回答小红书的平台规则和政策问题，{platforms}的规则不在我的知识"
                           "范围内，请以该平台的官方说明为准。",
@@ -94,8 +96,9 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "index_not_built": "没有建索引：请先改正上面的错误（之前的版本继续服务）",
         "kb_no_build": "知识库文件有错误，也没有以前建好的版本可用：请先改正上面的错误",
         "n_entries": "{count} 个条目", "n_concepts": "{count} 个概念",
-        "n_aliases": "{count} 个别名", "n_warnings": "{count} 条提醒", "n_errors": "{count} 处错误",
-        "kb_ok": "检查通过：{entries}、{concepts}、{aliases}，{warnings}",
+        "n_aliases": "{count} 个别名", "n_gaps": "{count} 个已知空白",
+        "n_warnings": "{count} 条提醒", "n_errors": "{count} 处错误",
+        "kb_ok": "检查通过：{entries}、{concepts}、{aliases}、{gaps}，{warnings}",
         "kb_failed": "检查未通过：{errors}，{warnings}",
         "kb_confusable": "容易混淆的条目对（问法相似度 {score:.2f} 以上；把问法写得更具体、给概念加"
                          "提示词，或用 related 把两条互相链接）：{count}",
@@ -136,6 +139,10 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "kb_two_senses": "概念 '{concept}' 至少要有两种意思",
         "kb_aliases_shape": "aliases.yaml 需要 'aliases:' 和 'terms:' 两部分",
         "kb_alias_no_target": "别名 '{alias}' 没有写对应的规范说法",
+        "kb_gaps_shape": "gaps.yaml 必须是已知空白的列表（每项以 '- id: ...' 开头）",
+        "kb_gap_shape": "每个已知空白都要写成若干行“栏目: 内容”",
+        "kb_gap_unknown_field": "未知栏目 '{field}'（已知空白可用的栏目：{fields}）",
+        "kb_gap_missing": "已知空白缺少 {fields}",
         "kb_scope_shape": "scope.yaml 需要 'other_platforms:'、'declined_requests:' 这样的列表",
         "kb_no_folder": "找不到知识库文件夹",
         "kb_not_md": "没有读取：条目必须是 .md 文件（改名为 .md，或移出 entries/）",
@@ -157,6 +164,9 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "not_covered": "Sorry, the knowledge base has nothing I can answer this from reliably, "
                        "and I won't guess. The question has been logged for the maintainers.",
         "none_of_these": "All right, I can't answer that yet; the question has been logged.",
+        "known_gap": "The knowledge base cannot answer this yet: {topic}. {note} (This is a "
+                     "known gap, last checked {checked}; the question has been logged and "
+                     "will be answered once a reliable source is found.)",
         "declined": "I only answer questions about Xiaohongshu's platform rules and policies; "
                     "I don't write copy, titles or translations.",
         "other_platform": "I only answer questions about Xiaohongshu's platform rules; "
@@ -223,9 +233,10 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "n_entries": "{count} entries", "n_entries_one": "1 entry",
         "n_concepts": "{count} concepts", "n_concepts_one": "1 concept",
         "n_aliases": "{count} aliases", "n_aliases_one": "1 alias",
+        "n_gaps": "{count} known gaps", "n_gaps_one": "1 known gap",
         "n_warnings": "{count} warnings", "n_warnings_one": "1 warning",
         "n_errors": "{count} errors", "n_errors_one": "1 error",
-        "kb_ok": "ok: {entries}, {concepts}, {aliases}, {warnings}",
+        "kb_ok": "ok: {entries}, {concepts}, {aliases}, {gaps}, {warnings}",
         "kb_failed": "failed: {errors}, {warnings}",
         "kb_confusable": "confusable entry pairs (questions at least {score:.2f} alike; sharpen "
                          "the questions, add cue words, or link the entries with related): "
@@ -267,6 +278,10 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "kb_two_senses": "concept '{concept}' needs at least two senses",
         "kb_aliases_shape": "aliases.yaml needs 'aliases:' and 'terms:' sections",
         "kb_alias_no_target": "alias '{alias}' has no target",
+        "kb_gaps_shape": "gaps.yaml must be a list of known gaps ('- id: ...')",
+        "kb_gap_shape": "each known gap must be 'field: value' lines",
+        "kb_gap_unknown_field": "unknown field '{field}' (a known gap has: {fields})",
+        "kb_gap_missing": "the known gap lacks {fields}",
         "kb_scope_shape": "scope.yaml needs lists such as 'other_platforms:' and "
                           "'declined_requests:'",
         "kb_no_folder": "knowledge folder not found",

@@ -165,7 +165,7 @@ def run_engine(service: KnowledgeService, settings: Settings, cases: Sequence[Ca
         got = reply.entry.id if reply.kind == "answer" and reply.entry else reply.kind
         hits = snap.index.search(case.turns[0], top_k=10)
         ranking = [got] if reply.kind == "answer" else []
-        ranking += [h.key for h in hits if h.key != got]
+        ranking += [h.key for h in hits if h.key != got and h.key in snap.kb.entries]
         outcomes.append(Outcome(case, got, reply.concept, tuple(ranking)))
     return outcomes
 
@@ -226,7 +226,9 @@ def channel_scores(snap: Snapshot, cases: Sequence[Case], channel: str
             continue
         query = index.embed_query(norm)
         hits = index.search_normalised(norm, query, None, top_k=n)
-        scored = [(h.key, h.dense if channel == "dense" else h.lexical) for h in hits]
+        # The baselines are plain retrievers over the entries: known gaps are the bot's own.
+        scored = [(h.key, h.dense if channel == "dense" else h.lexical) for h in hits
+                  if h.key in snap.kb.entries]
         rows.append(sorted(scored, key=lambda kv: -kv[1]))
     return rows
 

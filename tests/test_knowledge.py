@@ -241,3 +241,74 @@ def test_every_accepted_basis_word_is_documented() -> None:
 
     guide = (KNOWLEDGE / "README.md").read_text("utf-8")
     assert [word for word in _BASIS_WORDS if f"`{word}`" not in guide] == []
+
+
+def test_known_gaps_are_valid_bilingual_and_point_to_entries() -> None:
+    kb = load_knowledge(KNOWLEDGE)
+    assert len(kb.gaps) >= 7  # the seven seller questions no source was found for, at least
+    for gap in kb.gaps.values():
+        assert gap.id not in kb.entries
+        assert gap.topic and gap.topic_en and gap.note and gap.note_en and gap.checked
+        assert len(gap.questions) >= 3 and len(gap.questions_en) >= 3
+        assert gap.see and all(ref in kb.entries for ref in gap.see)
+        assert gap.path == "knowledge/gaps.yaml" and gap.line > 1
+
+
+def test_known_gaps_round_trip_with_the_snapshot() -> None:
+    from bot.kb.loader import KnowledgeBase
+
+    kb = load_knowledge(KNOWLEDGE)
+    assert KnowledgeBase.from_json(kb.to_json()).gaps == kb.gaps != {}
+
+
+def test_a_broken_known_gap_names_file_and_line(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "gaps.yaml"
+    text = (_entry(path)
+            .replace("  see: [shop-types-deposit, shop-six-types]",
+                     "  see: [shop-types-deposit, no-such-entry]")
+            .replace("  topic_en: the shop deposit for each product category\n",
+                     "  topic_en: the shop deposit for each product category\n  owner: me\n")
+            .replace("  checked: 2026-11-27\n  see: [chuhai-aftersales", "  checked: 最近\n"
+                     "  see: [chuhai-aftersales"))
+    path.write_text(text, encoding="utf-8")
+    errors = _errors(knowledge_copy)
+    assert (f"knowledge/gaps.yaml:{_line_of(path, 'owner: me')}: unknown field 'owner'"
+            in "\n".join(errors)), errors
+    assert (f"knowledge/gaps.yaml:{_line_of(path, 'checked: 最近')}: as_of '最近'"
+            in "\n".join(errors)), errors
+    # The gap with the bad field is dropped, so its unknown reference is not checked; the
+    # unknown field is the one problem reported for it.
+    assert not any("no-such-entry" in e for e in errors)
+
+
+def test_a_known_gap_may_not_reuse_an_entry_id_or_question(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "gaps.yaml"
+    text = (_entry(path).replace("- id: seven-day-returns", "- id: shop-commission")
+            .replace("    - 卖珠宝首饰要交多少保证金", "    - 开店保证金要交多少"))
+    path.write_text(text, encoding="utf-8")
+    errors = "\n".join(_errors(knowledge_copy))
+    assert (f"knowledge/gaps.yaml:{_line_of(path, 'id: shop-commission')}: duplicate id "
+            "'shop-commission'") in errors
+    assert (f"knowledge/gaps.yaml:{_line_of(path, '开店保证金要交多少')}: question "
+            "'开店保证金要交多少' is also in entry 'shop-types-deposit'") in errors
+
+
+def test_a_known_gap_pointing_at_no_entry(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "gaps.yaml"
+    path.write_text(_entry(path).replace("  see: [shop-types-deposit, shop-six-types]",
+                                         "  see: [shop-types-deposit, no-such-entry]"),
+                    encoding="utf-8")
+    line = _line_of(path, "no-such-entry")
+    assert (f"knowledge/gaps.yaml:{line}: related entry 'no-such-entry' does not exist"
+            in _errors(knowledge_copy))
+
+
+def test_a_known_gap_missing_its_english(knowledge_copy: Path) -> None:
+    path = knowledge_copy / "gaps.yaml"
+    text = _entry(path)
+    start = text.index("- id: tax-and-invoices")
+    path.write_text(text[:start] + re.sub(r"(?m)^  note_en: .*\n", "", text[start:]),
+                    encoding="utf-8")
+    line = _line_of(path, "- id: tax-and-invoices")
+    assert (f"knowledge/gaps.yaml:{line}: the known gap lacks note_en"
+            in _errors(knowledge_copy))

@@ -412,3 +412,70 @@ def test_english_platform_terms_are_understood(engine: Engine, key, question: st
                                                entry: str) -> None:
     reply = engine.reply(key, question)
     assert (reply.entry_id, reply.lang) == (entry, "en")
+
+
+# ---------------------------------------------------------------- known gaps
+
+
+def test_a_question_the_knowledge_lists_as_a_gap_is_said_so_not_answered_from_a_neighbour(
+        engine: Engine) -> None:
+    reply = engine.reply(ConversationKey("t", "c", "gap-zh"), "珠宝类目开店保证金是不是比别的类目高")
+    gap = engine.service.current.kb.gaps["category-deposit"]
+    assert (reply.kind, reply.reason, reply.entry) == ("fallback", "known_gap", None)
+    assert gap.topic in reply.message and gap.note in reply.message
+    assert gap.checked in reply.message
+    # The entries on the nearby questions are offered, the gap's own pointers first.
+    deposit = engine.service.current.kb.entries["shop-types-deposit"]
+    assert reply.options[0].id == "shop-types-deposit"
+    text = render(reply)
+    assert deposit.title in text and "帮助与客服" in text
+    # Like any question the bot cannot answer, it reaches the maintainers' inbox.
+    assert engine.store.latest_unanswered(1)[0].text == "珠宝类目开店保证金是不是比别的类目高"
+    # The nearby question the knowledge does answer is still answered.
+    assert engine.reply(ConversationKey("t", "c", "gap-near"),
+                        "开店保证金要交多少").entry_id == "shop-types-deposit"
+    # Its suggestions stay pickable by number.
+    picked = engine.reply(ConversationKey("t", "c", "gap-zh"), "1")
+    assert picked.entry_id == "shop-types-deposit"
+
+
+def test_a_known_gap_is_said_in_english_to_an_english_speaker(engine: Engine) -> None:
+    reply = engine.reply(ConversationKey("t", "c", "gap-en"),
+                         "Do I need to pay tax on what I sell on RedNote?")
+    gap = engine.service.current.kb.gaps["tax-and-invoices"]
+    assert (reply.kind, reply.reason, reply.lang) == ("fallback", "known_gap", "en")
+    assert gap.topic_en in reply.message and gap.note_en in reply.message
+    assert gap.topic not in reply.message and "known gap" in render(reply)
+
+
+@pytest.mark.parametrize(("question", "gap"), [
+    ("直播卖货需要多少粉丝才能开播", "live-streaming-entry"),
+    ("买家七天无理由退货我能拒绝吗", "seven-day-returns"),
+    ("聚光投放一次点击大概花多少钱", "juguang-bid-prices"),
+    ("卖保健食品在小红书要什么资质", "category-licences"),
+])
+def test_questions_about_known_gaps_in_other_words(engine: Engine, question: str,
+                                                   gap: str) -> None:
+    reply = engine.reply(ConversationKey("t", "c", question), question)
+    assert (reply.kind, reply.reason) == ("fallback", "known_gap")
+    assert engine.service.current.kb.gaps[gap].topic in reply.message
+
+
+def test_a_known_gap_removed_by_a_reload_stops_catching_its_questions(
+        own_service: KnowledgeService, tmp_path: Path) -> None:
+    question = "珠宝类目开店保证金是不是比别的类目高"
+    engine = Engine(own_service, SQLiteStore(tmp_path / "gaps.sqlite"),
+                    Settings(data_dir=tmp_path))
+    assert engine.reply(ConversationKey("t", "c", "1"), question).reason == "known_gap"
+    path = own_service.knowledge_dir / "gaps.yaml"
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("- id: category-deposit"), text.index("# 资料整理记录问题 11")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    report = own_service.reload()
+    assert report.removed == ["category-deposit"]
+    # Without the gap the nearest entry, on deposits by shop type, is what the bot has.
+    after = engine.reply(ConversationKey("t", "c", "2"), question)
+    assert after.entry_id == "shop-types-deposit"  # which names no category at all
+    path.write_text(text, encoding="utf-8")
+    assert own_service.reload().added == ["category-deposit"]
+    assert engine.reply(ConversationKey("t", "c", "3"), question).reason == "known_gap"

@@ -286,7 +286,8 @@ class Console:
         engine = self.publisher.engine(snap)
         reply = engine.reply(ConversationKey("console", "try", "maintainer"), question)
         hits = snap.index.search(question, top_k=8)
-        titles = {k: e.title for k, e in snap.kb.entries.items()}
+        titles = {**{k: e.title for k, e in snap.kb.entries.items()},
+                  **{k: f"已知空白：{g.topic}" for k, g in snap.kb.gaps.items()}}
         return Tried(question, source, reply, hits, titles, self.why(reply, hits),
                      render(reply, "html"), render(reply, "text"))
 
@@ -313,6 +314,10 @@ class Console:
             if reason == "not_covered":
                 best = f"最高得分 {top.score:.3f}（{top.key}）" if top else "没有任何匹配"
                 lines.append(f"无法回答：{best}，低于回答门槛 {th.answer:.2f}；"
+                             "这个问题会出现在收件箱里。")
+            elif reason == "known_gap" and top:
+                lines.append(f"已知空白：问题最像 gaps.yaml 里的 {top.key}（{top.score:.3f}），"
+                             "比任何条目都像，所以说明答不了而不是拿相近的条目回答；"
                              "这个问题会出现在收件箱里。")
             else:
                 lines.append(f"没有查知识库（原因：{reason}）："

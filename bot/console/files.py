@@ -33,7 +33,7 @@ from bot.kb.loader import (
     split_english,
 )
 
-TOP_FILES = ("concepts.yaml", "aliases.yaml", "scope.yaml")
+TOP_FILES = ("concepts.yaml", "aliases.yaml", "scope.yaml", "gaps.yaml")
 _ID_CHARS = re.compile(r"^[a-z0-9-]+$")
 _DATE_SHAPE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 

@@ -397,7 +397,10 @@ class Engine:
                 else snap.index.search_normalised(turn.norm, query, None, top_k=CANDIDATES))
         if asks_about_past(turn.norm):
             hits = self._steer_to_past(scope, hits)
-        hits = hits[:5]
+        # A known gap that matches better than every entry is a question the knowledge knows
+        # it cannot answer ("卖酒水的店铺保证金是多少"): the nearest entry would mislead.
+        gap = hits[0] if hits and hits[0].key in snap.kb.gaps else None
+        hits = [h for h in hits if h.key in snap.kb.entries][:5]
 
         # A question about another platform is out of scope unless the best entry speaks of
         # that platform too ("小红书和京东合作了吗" is ours; "抖音小店保证金" is not), or of other
@@ -413,6 +416,8 @@ class Engine:
             if named and not scope.speaks_of(hit.key, named):
                 return self._other_platform(turn, named)
             return self._answer(turn, hit)
+        if gap is not None and gap.score >= th.answer:
+            return self._known_gap(turn, gap, hits)
         if contains_any(turn.norm, scope.chitchat) and not self._trusted(turn, hits):
             return self._notice(turn, "chitchat")
 
@@ -542,11 +547,25 @@ class Engine:
                      message=turn.say("not_covered"), options=self._suggestions(turn, hits),
                      lang=turn.lang)
 
+    def _known_gap(self, turn: Turn, hit: Hit, hits: list[Hit]) -> Reply:
+        """Say that the knowledge knows it cannot answer this yet, what it is missing, and which
+        entries answer the questions nearby."""
+        self._log_unanswered(turn)
+        gap = turn.snap.kb.gaps[hit.key]
+        english = turn.lang == "en"
+        nearby = [Hit(key, 1.0, 1.0, 1.0) for key in gap.see]
+        return Reply("fallback", score=hit.score, reason="known_gap", lang=turn.lang,
+                     message=turn.say("known_gap", topic=gap.topic_en if english else gap.topic,
+                                      note=gap.note_en if english else gap.note,
+                                      checked=gap.checked),
+                     options=self._suggestions(turn, [*nearby, *hits]))
+
     def _suggestions(self, turn: Turn, hits: list[Hit]) -> tuple[Option, ...]:
         """Offer up to three nearest topics, and keep them pickable by number."""
         floor = self.settings.thresholds.suggest_floor
-        nearest = tuple(entry_option(turn.snap.kb.entries[h.key], turn.lang) for h in hits
-                        if h.score >= floor)[:3]
+        entries = turn.snap.kb.entries
+        keys = dict.fromkeys(h.key for h in hits if h.score >= floor and h.key in entries)
+        nearest = tuple(entry_option(entries[key], turn.lang) for key in keys)[:3]
         if nearest:
             turn.conv.pending = Pending("suggest", turn.text, list(nearest), None, turn.now)
         return nearest

@@ -24,7 +24,8 @@ class Reply:
     """One reply: an answer from an entry, a clarifying question, an honest fallback, or a
     notice (help, an admin command's report, a limit) that is no answer at all.
 
-    reason refines fallbacks: not_covered (logged as unanswered), none_of_these, declined,
+    reason refines fallbacks: not_covered and known_gap (both logged as unanswered; a known
+    gap is a question the knowledge lists as not answerable yet), none_of_these, declined,
     other_platform, greeting, chitchat, stale_pick, empty, no_text, too_long, rate_limited,
     empty_ask.
     """

@@ -57,6 +57,12 @@ ENGLISH_MARKER = "## English"
 MIN_QUESTIONS_EN = 2
 REQUIRED_FIELDS = ("id", "title", "questions", "topic", "basis", "sources", "as_of")
 MIN_QUESTIONS = 4
+# gaps.yaml: questions sellers ask that the knowledge knows it cannot answer yet.
+GAP_FIELDS = ("id", "topic", "topic_en", "questions", "questions_en", "note", "note_en",
+              "checked", "see")
+GAP_REQUIRED = ("id", "topic", "topic_en", "questions", "questions_en", "note", "note_en",
+                "checked")
+MIN_GAP_QUESTIONS = 3
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -168,6 +174,24 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class KnownGap:
+    """A question sellers ask that the knowledge has no reliable source for yet: the bot says
+    so plainly instead of answering it from a neighbouring entry."""
+
+    id: str
+    topic: str
+    questions: tuple[str, ...]
+    note: str  # what was looked for and where to check meanwhile
+    checked: str  # when the gap was last confirmed
+    see: tuple[str, ...]  # entries on the nearby questions the knowledge does answer
+    path: str
+    line: int
+    topic_en: str = ""
+    questions_en: tuple[str, ...] = ()
+    note_en: str = ""
+
+
+@dataclass(frozen=True)
 class Sense:
     """One meaning of an ambiguous term."""
 
@@ -209,6 +233,7 @@ class KnowledgeBase:
     thanks: tuple[str, ...] = ()
     chitchat: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    gaps: dict[str, KnownGap] = field(default_factory=dict)
 
     def known_terms(self) -> tuple[str, ...]:
         """The platform's own terms: the listed ones, what aliases stand for, concept terms."""
@@ -234,6 +259,7 @@ class KnowledgeBase:
             "thanks": list(self.thanks),
             "chitchat": list(self.chitchat),
             "ignore": list(self.ignore),
+            "gaps": [asdict(g) for g in self.gaps.values()],
         }
         return json.dumps(data, ensure_ascii=False).encode()
 
@@ -260,6 +286,10 @@ class KnowledgeBase:
             )
             for c in data["concepts"]
         )
+        gaps = {}
+        for g in data.get("gaps", ()):
+            g = {k: tuple(v) if isinstance(v, list) else v for k, v in g.items()}
+            gaps[g["id"]] = KnownGap(**g)
         return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
                    this_platform=tuple(data.get("this_platform", ())),
                    other_platforms=tuple(data.get("other_platforms", ())),
@@ -268,7 +298,7 @@ class KnowledgeBase:
                    greetings=tuple(data.get("greetings", ())),
                    thanks=tuple(data.get("thanks", ())),
                    chitchat=tuple(data.get("chitchat", ())),
-                   ignore=tuple(data.get("ignore", ())))
+                   ignore=tuple(data.get("ignore", ())), gaps=gaps)
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -552,6 +582,53 @@ def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tup
             for key in SCOPE_LISTS}
 
 
+def _parse_gaps(path: Path, rel: str, problems: list[Problem]) -> list[KnownGap]:
+    """Read gaps.yaml: the questions the knowledge knows it cannot answer yet."""
+    if not path.exists():
+        return []
+    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append(_problem(rel, 1, "kb_gaps_shape"))
+        return []
+    gaps = []
+    for item in data:
+        if not isinstance(item, dict):
+            problems.append(_problem(rel, 1, "kb_gap_shape"))
+            continue
+        line = min((_line_of(k, 1) for k in item), default=1)
+        at = {str(k): _line_of(k, line) for k in item}
+        count = len(problems)
+        for key in item:
+            if key not in GAP_FIELDS:
+                problems.append(_problem(rel, at[str(key)], "kb_gap_unknown_field", field=key,
+                                         fields=", ".join(GAP_FIELDS)))
+        missing = [k for k in GAP_REQUIRED if item.get(k) in (None, "", [])]
+        if missing:
+            problems.append(_problem(rel, line, "kb_gap_missing", fields=", ".join(missing)))
+        gap_id = _as_text(item.get("id"))
+        if gap_id and not _ID.match(gap_id):
+            problems.append(_problem(rel, at["id"], "kb_bad_id", id=gap_id))
+        checked = _as_text(item.get("checked"))
+        if checked and not _is_date(checked):
+            problems.append(_problem(rel, at["checked"], "kb_bad_as_of", value=checked))
+        lists = {key: _string_list(item.get(key), rel, at.get(key, line), problems, offset=0)
+                 for key in ("questions", "questions_en", "see")}
+        for key in ("questions", "questions_en"):
+            if item.get(key) and len(lists[key]) < MIN_GAP_QUESTIONS:
+                problems.append(_problem(rel, at[key], "kb_few_questions",
+                                         least=MIN_GAP_QUESTIONS, count=len(lists[key])))
+        if len(problems) > count:
+            continue
+        gaps.append(KnownGap(
+            id=gap_id, topic=_as_text(item["topic"]), questions=tuple(lists["questions"]),
+            note=_as_text(item["note"]), checked=checked, see=tuple(lists["see"]), path=rel,
+            line=at["id"], topic_en=_as_text(item["topic_en"]),
+            questions_en=tuple(lists["questions_en"]), note_en=_as_text(item["note_en"])))
+    return gaps
+
+
 # ---------------------------------------------------------------- the whole base
 
 
@@ -594,15 +671,23 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
     if not entries and not problems:
         problems.append(_problem(rel(root / "entries"), 0, "kb_no_entries"))
     scope = _parse_scope(root / "scope.yaml", rel(root / "scope.yaml"), problems)
+    gaps: dict[str, KnownGap] = {}
+    for gap in _parse_gaps(root / "gaps.yaml", rel(root / "gaps.yaml"), problems):
+        first = entries.get(gap.id) or gaps.get(gap.id)
+        if first is not None:
+            problems.append(_problem(gap.path, gap.line, "kb_duplicate_id", id=gap.id,
+                                     where=f"{first.path}:{first.line}"))
+            continue
+        gaps[gap.id] = gap
     kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings=(), **scope,
-                       ignore=ignore)
+                       ignore=ignore, gaps=gaps)
     problems.extend(_cross_check(kb, rel(root / "concepts.yaml")))
     errors = [p for p in problems if p.severity == "error"]
     warnings = tuple(p for p in problems if p.severity != "error")
     if errors:
         return None, problems
     return (KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings, **scope,
-                          ignore=ignore), problems)
+                          ignore=ignore, gaps=gaps), problems)
 
 
 def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
@@ -631,14 +716,21 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
             if ref not in kb.entries:
                 yield _problem(concepts_rel, _line_of(ref, 1), "kb_concept_unknown_entry",
                                concept=concept.id, ref=ref)
+    for gap in kb.gaps.values():
+        for ref in gap.see:
+            if ref not in kb.entries:
+                yield _problem(gap.path, _line_of(ref, gap.line), "kb_unknown_related", ref=ref)
     normalise = kb.normalizer()
-    seen: dict[str, tuple[Entry, Any]] = {}
-    for entry in kb.entries.values():
-        for question in (entry.title, *entry.questions, *entry.questions_en):
+    seen: dict[str, tuple[Entry | KnownGap, Any]] = {}
+    # A gap's question that an entry also lists would be both answered and not: one must go.
+    askers: list[Entry | KnownGap] = [*kb.entries.values(), *kb.gaps.values()]
+    for entry in askers:
+        title = entry.title if isinstance(entry, Entry) else entry.topic
+        for question in (title, *entry.questions, *entry.questions_en):
             # Punctuation and spaces tell no two questions apart ("开店吗" = "开店吗？").
             key = "".join(ch for ch in normalise(question) if ch.isalnum())
             owner = seen.get(key)
-            if owner and owner[0].id == entry.id and owner[1] is entry.title:
+            if owner and owner[0].id == entry.id and owner[1] is title:
                 continue  # a title repeated among its own questions does no harm
             if owner:
                 first, first_q = owner

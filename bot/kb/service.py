@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.kb.loader import Entry, KnowledgeBase, KnowledgeError, load_knowledge
+from bot.kb.loader import Entry, KnowledgeBase, KnowledgeError, KnownGap, load_knowledge
 from index.encoders import Encoder
 from index.fusion import FusionWeights
 from index.normalize import Normalizer
@@ -45,9 +45,13 @@ class ReloadReport:
 
 
 def documents(kb: KnowledgeBase) -> list[Document]:
-    """Describe each entry to the index: title and questions, and the answer text."""
-    return [Document(e.id, (e.title, *e.questions, *_english(e)), e.answer)
-            for e in kb.entries.values()]
+    """Describe each entry to the index: title and questions, and the answer text; and each
+    known gap: its topic and questions, with no passage (its note says what is missing, and
+    words about what is missing are no evidence that a question asks for it)."""
+    return [*(Document(e.id, (e.title, *e.questions, *_english(e)), e.answer)
+              for e in kb.entries.values()),
+            *(Document(g.id, (g.topic, *g.questions, g.topic_en, *g.questions_en),
+                       "") for g in kb.gaps.values())]
 
 
 def _english(entry: Entry) -> tuple[str, ...]:
@@ -109,17 +113,17 @@ class KnowledgeService:
         with self._reload_lock:
             started = time.perf_counter()
             kb = load_knowledge(self.knowledge_dir)  # raises KnowledgeError, nothing swapped
-            old = self._current.kb.entries if self._current else {}
+            old = _contents(self._current.kb) if self._current else {}
             snapshot, embedded = self._build(kb, force=force, progress=progress)
             self._current = snapshot
-            new = kb.entries
+            new = _contents(kb)
             return ReloadReport(
                 added=[k for k in new if k not in old],
-                changed=[k for k in new if k in old and _content(new[k]) != _content(old[k])],
+                changed=[k for k in new if k in old and new[k] != old[k]],
                 removed=[k for k in old if k not in new],
                 seconds=time.perf_counter() - started,
                 embedded=embedded,
-                entries=len(new),
+                entries=len(kb.entries),
             )
 
     def _build(self, kb: KnowledgeBase, force: bool, origin: str = "files",
@@ -145,6 +149,8 @@ class KnowledgeService:
         return self._build(kb, force=False, origin=build.name)[0]
 
 
-def _content(entry: Entry) -> Entry:
-    """Return the entry without its location, so moving a file is not a change."""
-    return replace(entry, path="", line=0)
+def _contents(kb: KnowledgeBase) -> dict[str, Entry | KnownGap]:
+    """Return the entries and known gaps by id, without their locations, so moving a file
+    (or a gap within gaps.yaml) is not a change."""
+    return {key: replace(item, path="", line=0)
+            for key, item in (*kb.entries.items(), *kb.gaps.items())}

@@ -419,7 +419,8 @@ def test_english_platform_terms_are_understood(engine: Engine, key, question: st
 
 def test_a_question_the_knowledge_lists_as_a_gap_is_said_so_not_answered_from_a_neighbour(
         engine: Engine) -> None:
-    reply = engine.reply(ConversationKey("t", "c", "gap-zh"), "珠宝类目开店保证金是不是比别的类目高")
+    question = "珠宝类目开店保证金是不是比别的类目高"
+    reply = engine.reply(ConversationKey("t", "c", "gap-zh"), question)
     gap = engine.service.current.kb.gaps["category-deposit"]
     assert (reply.kind, reply.reason, reply.entry) == ("fallback", "known_gap", None)
     assert gap.topic in reply.message and gap.note in reply.message
@@ -430,7 +431,7 @@ def test_a_question_the_knowledge_lists_as_a_gap_is_said_so_not_answered_from_a_
     text = render(reply)
     assert deposit.title in text and "帮助与客服" in text
     # Like any question the bot cannot answer, it reaches the maintainers' inbox.
-    assert engine.store.latest_unanswered(1)[0].text == "珠宝类目开店保证金是不是比别的类目高"
+    assert engine.store.latest_unanswered(1)[0].text == question
     # The nearby question the knowledge does answer is still answered.
     assert engine.reply(ConversationKey("t", "c", "gap-near"),
                         "开店保证金要交多少").entry_id == "shop-types-deposit"

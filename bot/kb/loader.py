@@ -673,10 +673,10 @@ def check_knowledge(root: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
     scope = _parse_scope(root / "scope.yaml", rel(root / "scope.yaml"), problems)
     gaps: dict[str, KnownGap] = {}
     for gap in _parse_gaps(root / "gaps.yaml", rel(root / "gaps.yaml"), problems):
-        first = entries.get(gap.id) or gaps.get(gap.id)
-        if first is not None:
+        taken: Entry | KnownGap | None = entries.get(gap.id) or gaps.get(gap.id)
+        if taken is not None:
             problems.append(_problem(gap.path, gap.line, "kb_duplicate_id", id=gap.id,
-                                     where=f"{first.path}:{first.line}"))
+                                     where=f"{taken.path}:{taken.line}"))
             continue
         gaps[gap.id] = gap
     kb = KnowledgeBase(entries, tuple(concepts), aliases, terms, warnings=(), **scope,
@@ -724,22 +724,22 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
     seen: dict[str, tuple[Entry | KnownGap, Any]] = {}
     # A gap's question that an entry also lists would be both answered and not: one must go.
     askers: list[Entry | KnownGap] = [*kb.entries.values(), *kb.gaps.values()]
-    for entry in askers:
-        title = entry.title if isinstance(entry, Entry) else entry.topic
-        for question in (title, *entry.questions, *entry.questions_en):
+    for asker in askers:
+        title = asker.title if isinstance(asker, Entry) else asker.topic
+        for question in (title, *asker.questions, *asker.questions_en):
             # Punctuation and spaces tell no two questions apart ("开店吗" = "开店吗？").
             key = "".join(ch for ch in normalise(question) if ch.isalnum())
             owner = seen.get(key)
-            if owner and owner[0].id == entry.id and owner[1] is title:
+            if owner and owner[0].id == asker.id and owner[1] is title:
                 continue  # a title repeated among its own questions does no harm
             if owner:
                 first, first_q = owner
-                line = _line_of(question, entry.line)
-                if first.id != entry.id:
-                    yield _problem(entry.path, line, "kb_question_elsewhere", question=question,
+                line = _line_of(question, asker.line)
+                if first.id != asker.id:
+                    yield _problem(asker.path, line, "kb_question_elsewhere", question=question,
                                    other=first.id,
                                    where=f"{first.path}:{_line_of(first_q, first.line)}")
                 else:
-                    yield _problem(entry.path, line, "kb_question_repeated", question=question,
+                    yield _problem(asker.path, line, "kb_question_repeated", question=question,
                                    at=_line_of(first_q, first.line))
-            seen.setdefault(key, (entry, question))
+            seen.setdefault(key, (asker, question))

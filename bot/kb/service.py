@@ -152,5 +152,7 @@ class KnowledgeService:
 def _contents(kb: KnowledgeBase) -> dict[str, Entry | KnownGap]:
     """Return the entries and known gaps by id, without their locations, so moving a file
     (or a gap within gaps.yaml) is not a change."""
-    return {key: replace(item, path="", line=0)
-            for key, item in (*kb.entries.items(), *kb.gaps.items())}
+    out: dict[str, Entry | KnownGap] = {k: replace(e, path="", line=0)
+                                        for k, e in kb.entries.items()}
+    out.update((k, replace(g, path="", line=0)) for k, g in kb.gaps.items())
+    return out

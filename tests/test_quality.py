@@ -480,3 +480,18 @@ def test_a_known_gap_removed_by_a_reload_stops_catching_its_questions(
     path.write_text(text, encoding="utf-8")
     assert own_service.reload().added == ["category-deposit"]
     assert engine.reply(ConversationKey("t", "c", "3"), question).reason == "known_gap"
+
+
+@pytest.mark.parametrize("question", ["个人店、个体工商店和企业店这三种店铺分别有什么不同",
+                                      "个人店，个体工商店，企业店，三种店铺差在哪"])
+def test_a_cue_does_not_pull_a_question_about_something_else_into_a_sense(
+        engine: Engine, question: str) -> None:
+    # 个人店 is a cue of the personal 个体店 sense, but the question compares shop types: the
+    # shop-types entry leads that sense's entry by far, so the term is named only in passing.
+    reply = engine.reply(ConversationKey("t", "c", question), question)
+    assert reply.entry_id == "shop-types-deposit"
+
+
+def test_a_settled_sense_still_answers_its_own_questions(engine: Engine) -> None:
+    reply = engine.reply(ConversationKey("t", "c", "sense"), "普通个人号用个体户执照开的个体店，要准备哪些材料")
+    assert reply.entry_id == "getidian-personal"

@@ -55,6 +55,9 @@ CANDIDATES = 10  # entries ranked before follow-ups and past questions reorder t
 # How far down the two questions' joint ranking an aspect follow-up may look (see _on_subject).
 ASPECT_REACH = 3
 PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
+# How far an entry outside an ambiguous term's concept must lead the settled sense's best entry
+# for the term to count as named in passing.
+INCIDENTAL_LEAD = 0.20
 
 
 class ConversationKey(NamedTuple):
@@ -448,6 +451,13 @@ class Engine:
                     return answer(top)
                 return self._clarify(turn, view.options(turn.lang), view.concept, 0.0)
             in_sense = snap.index.search_normalised(turn.norm, query, set(sense.entries), top_k=1)
+            if (in_sense and top and top.key not in view.concept_entries
+                    and top.score - in_sense[0].score >= INCIDENTAL_LEAD
+                    and self._trusted(turn, hits)):
+                # A cue settles a sense, but the question is about something the term only
+                # names in passing ("个人店个体工商店企业店三种店有啥区别" is about shop types,
+                # which no 个体店 sense answers): the best entry answers.
+                continue
             if in_sense and in_sense[0].score >= th.sense_floor:
                 return answer(in_sense[0])
 

@@ -493,5 +493,6 @@ def test_a_cue_does_not_pull_a_question_about_something_else_into_a_sense(
 
 
 def test_a_settled_sense_still_answers_its_own_questions(engine: Engine) -> None:
-    reply = engine.reply(ConversationKey("t", "c", "sense"), "普通个人号用个体户执照开的个体店，要准备哪些材料")
+    reply = engine.reply(ConversationKey("t", "c", "sense"),
+                         "普通个人号用个体户执照开的个体店，要准备哪些材料")
     assert reply.entry_id == "getidian-personal"

@@ -43,6 +43,7 @@ log = logging.getLogger("bot")
 
 CONSOLE = ConversationKey("cli", "console", "local")
 DEV_SET = PROJECT_ROOT / "tests" / "eval" / "dev.yaml"
+TRAIN_SET = PROJECT_ROOT / "tests" / "eval" / "train.yaml"  # teaches the judgement only
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
@@ -287,12 +288,20 @@ def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
     if problems:
         return 1
     if args.train:
-        model, confusion, n = evaluation.train_answerability(service, settings, cases)
+        extra = (evaluation.load_cases(args.train_cases, training=True)
+                 if args.train_cases.is_file() else [])
+        wrong = evaluation.check_cases(extra, service.current.kb, minimums={})
+        for problem in wrong:
+            print(f"{args.train_cases}: {problem}", file=sys.stderr)
+        if wrong:
+            return 1
+        model, confusion, n = evaluation.train_answerability(service, settings, cases, extra)
         model.save()
         tp, fp, tn, fn = (confusion[k] for k in ("tp", "fp", "tn", "fn"))
-        print(f"answerability: trained on {n} decisions of the calibration half; threshold "
-              f"{model.threshold:.2f}; saved to {answerability.WEIGHTS.name}")
-        print("5-fold cross-validation on the calibration half:")
+        print(f"answerability: trained on {n} decisions (the calibration half and "
+              f"{len(extra)} training cases); threshold {model.threshold:.2f}, chosen on the "
+              f"calibration half; saved to {answerability.WEIGHTS.name}")
+        print("5-fold cross-validation on those decisions:")
         print("                 entry answers   entry does not")
         print(f"  answered       {tp:>13}   {fp:>14}")
         print(f"  fell back      {fn:>13}   {tn:>14}")
@@ -431,9 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sweep the thresholds on the calibrate half instead")
     ev.add_argument("--top", type=int, default=15, help="rows of the sweep to print")
     ev.add_argument("--train", action="store_true",
-                    help="train the answerability judgement on the calibrate half and save it")
+                    help="train the answerability judgement on the calibrate half and the "
+                    "training batch, and save it")
     ev.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     ev.add_argument("--cases", type=Path, default=DEV_SET, help="the development set")
+    ev.add_argument("--train-cases", type=Path, default=TRAIN_SET,
+                    help="the training batch --train also learns from (if the file exists)")
     ev.set_defaults(func=cmd_eval)
     config = sub.add_parser("config", help="configuration commands").add_subparsers(
         dest="action", required=True)

@@ -96,8 +96,9 @@ class Metrics:
 # ---------------------------------------------------------------------- the development set
 
 
-def load_cases(path: Path) -> list[Case]:
-    """Read the development set; within each section even positions calibrate, odd report."""
+def load_cases(path: Path, training: bool = False) -> list[Case]:
+    """Read the development set; within each section even positions calibrate, odd report.
+    A training batch (training True) is all "train": it only teaches the judgement."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     unknown = set(data) - set(CATEGORIES)
     if unknown:
@@ -116,7 +117,7 @@ def load_cases(path: Path) -> list[Case]:
             if expect is None:
                 raise ValueError(f"{path}: {category} case {turns[0]!r} has no expect")
             expect_set = frozenset([expect] if isinstance(expect, str) else map(str, expect))
-            half = "calibrate" if i % 2 == 0 else "report"
+            half = "train" if training else "calibrate" if i % 2 == 0 else "report"
             cases.append(Case(category, turns, expect_set, item.get("concept"), half))
     return cases
 
@@ -128,7 +129,8 @@ def select(cases: Iterable[Case], half: str) -> list[Case]:
     return [c for c in cases if half == "all" or c.half == half]
 
 
-def check_cases(cases: Sequence[Case], kb: KnowledgeBase) -> list[str]:
+def check_cases(cases: Sequence[Case], kb: KnowledgeBase,
+                minimums: dict[str, int] = MINIMUMS) -> list[str]:
     """Return what is wrong with the set: unknown entries or concepts, sections too small."""
     problems = []
     concepts = {c.id for c in kb.concepts}
@@ -140,7 +142,7 @@ def check_cases(cases: Sequence[Case], kb: KnowledgeBase) -> list[str]:
             problems.append(f"{case.category}: {case.text!r} names unknown concept "
                             f"{case.concept!r}")
     sizes = Counter(c.category for c in cases)
-    for category, least in MINIMUMS.items():
+    for category, least in minimums.items():
         if sizes[category] < least:
             problems.append(f"{category}: {sizes[category]} cases, at least {least} needed")
     return problems
@@ -190,12 +192,14 @@ def answerability_rows(service: KnowledgeService, settings: Settings, cases: Seq
     return np.array(rows), np.array(labels)
 
 
-def train_answerability(service: KnowledgeService, settings: Settings, cases: Sequence[Case]
+def train_answerability(service: KnowledgeService, settings: Settings, cases: Sequence[Case],
+                        extra: Sequence[Case] = ()
                         ) -> tuple[answerability.Model, dict[str, int], int]:
-    """Train the judgement on the calibration half; return it, its 5-fold confusion counts
-    there, and how many decisions it learned from."""
+    """Train the judgement on the calibration half and a training batch (extra); return it,
+    its 5-fold confusion counts on those decisions, and how many decisions it learned from.
+    The threshold is chosen on the calibration half alone, end to end."""
     calibration = select(cases, "calibrate")
-    x, y = answerability_rows(service, settings, calibration)
+    x, y = answerability_rows(service, settings, [*calibration, *extra])
     grid = [round(t, 2) for t in np.arange(0.2, 0.81, 0.05)]
     model = answerability.train(x, y, grid)
     # The threshold that serves best end to end on the calibration half. A misleading answer

@@ -17,6 +17,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-
 _SPACES = re.compile(r"\s+")
 # The shortest term repaired by its sound (see Normalizer).
 REPAIRED_LENGTH = 3
+# Sellers write recent years short ("21年关外链那次", "22年的医美整治"): read them as 2018-2029.
+# Smaller numbers before 年 are durations far more often ("开店3年", "做了10年").
+_SHORT_YEAR = re.compile(r"(?<![\d.])(1[89]|2\d)(?=年)")
 
 
 def strip_control(text: str) -> str:
@@ -96,7 +99,7 @@ class Normalizer:
     def expand(self, text: str) -> str:
         """Return text folded with its aliases replaced, ignored words still in place (so
         "xhs" reads 小红书, which normalising then drops)."""
-        text = _fold(strip_control(text))
+        text = _SHORT_YEAR.sub(r"20\1", _fold(strip_control(text)))
         if self._alias_re is not None:
             text = self._alias_re.sub(self._expand, text)
         return text

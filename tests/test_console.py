@@ -46,7 +46,7 @@ USERS = {"editor": "correct horse battery", "reviewer": "staple of the month"}
 # Few iterations keep the tests quick; production hashes use 600,000 (auth.DEFAULT_ITERATIONS).
 HASHES = {name: hash_password(password, iterations=1000) for name, password in USERS.items()}
 ZHIKE = "entries/zhike/zhike-what.md"
-ASKED = "个人能开店卖自己做的手工吗"  # not covered by the knowledge as it ships
+ASKED = "退休老人做手工能在小红书开店吗"  # not covered by the knowledge as it ships
 ENTRY = "zero-fan-open-shop"  # where a maintainer would add it
 
 

@@ -142,3 +142,15 @@ def test_no_case_copies_an_entry_question(service: KnowledgeService, cases: list
                  for q in (e.title, *e.questions)}
     copies = [t for c in cases for t in c.turns if snap.normalizer(t) in questions]
     assert copies == []
+
+
+def test_the_training_batch_is_valid_and_shares_nothing_with_the_report_half(
+        service: KnowledgeService, cases: list[Case]) -> None:
+    training = load_cases(DEV_SET.with_name("train.yaml"), training=True)
+    assert len(training) >= 400 and {c.half for c in training} == {"train"}
+    assert check_cases(training, service.current.kb, minimums={}) == []
+    # The judgement learns from these: a report case among them would leak into the figures.
+    normalise = service.current.normalizer
+    reported = {normalise(" ".join(c.turns)) for c in select(cases, "report")}
+    assert not [c.text for c in training if normalise(" ".join(c.turns)) in reported]
+    assert any(c.expect == {FALLBACK} for c in training)  # it teaches declining, too

@@ -115,6 +115,8 @@ def test_a_follow_up_about_another_platform_is_out_of_scope(engine: Engine, key)
     ("I sold on TikTok Shop before, can I open a shop on RedNote as a foreigner?",
      "shop-entry-standard"),
     ("xhs开店要交保证金吗", "shop-types-deposit"),
+    # Sending people from our comments to another platform is diversion: our rule.
+    ("可以在评论区让人去拼多多搜吗", "siyu-contact-violation"),
 ])
 def test_questions_naming_another_platform_that_are_ours(engine: Engine, key, question: str,
                                                          expected: str) -> None:
@@ -122,7 +124,6 @@ def test_questions_naming_another_platform_that_are_ours(engine: Engine, key, qu
 
 
 @pytest.mark.parametrize("question", ["抖音开店要保证金吗", "抖音的私信能发微信号吗",
-                                      "可以在评论区让人去拼多多搜吗",
                                       "How much does a Douyin shop deposit cost?"])
 def test_another_platforms_own_rules_stay_out_of_scope(engine: Engine, key,
                                                        question: str) -> None:
@@ -328,8 +329,9 @@ def test_the_learned_judgement_declines_what_the_best_entry_does_not_cover(
     judged = Engine(service, SQLiteStore(":memory:"), Settings(data_dir=tmp_path))
     unjudged = Engine(service, SQLiteStore(":memory:"),
                       Settings(data_dir=tmp_path, learned_answerability=False))
-    question = "博主接广告的收入要怎么交个税"  # no entry speaks of tax
-    assert unjudged.reply(key, question).kind == "answer"
+    # No entry says how many accounts one ID may verify; the nearest is about certification fees.
+    question = "一个身份证最多能实名认证几个小红书号"
+    assert unjudged.reply(key, question).entry_id == "enterprise-certification-fee"
     assert judged.reply(key, question).reason == "not_covered"
     assert judged.reply(key, "薯条是投流工具吗").entry_id == "shutiao-what"
 

@@ -36,6 +36,7 @@ from bot.dialogue.senses import (
     other_sense,
     pick_option,
     sense_id,
+    years,
 )
 from bot.kb.freshness import judge
 from bot.kb.loader import Concept, Entry
@@ -55,9 +56,11 @@ CANDIDATES = 10  # entries ranked before follow-ups and past questions reorder t
 # How far down the two questions' joint ranking an aspect follow-up may look (see _on_subject).
 ASPECT_REACH = 3
 PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
+# What naming the year asked about adds to an entry's score (and naming only other years takes).
+YEAR_BONUS = 0.08
 # How far an entry outside an ambiguous term's concept must lead the settled sense's best entry
 # for the term to count as named in passing.
-INCIDENTAL_LEAD = 0.20
+INCIDENTAL_LEAD = 0.15
 
 
 class ConversationKey(NamedTuple):
@@ -109,6 +112,7 @@ class _Scope:
     about_other_platforms: frozenset[str]
     vocabulary: Vocabulary
     past: frozenset[str]  # entries whose title or questions ask how things were
+    years: dict[str, frozenset[str]]  # the years each entry's title or questions name
     # Terms that can stand for one another in a follow-up, longest first: the platform's
     # own (薯条, 聚光, 个体店…) and other platforms (淘宝, 京东…).
     term_families: tuple[tuple[str, ...], ...]
@@ -353,11 +357,11 @@ class Engine:
         return total > 0 and sum(vocabulary.weight(t) for t in known if t in mine) >= total / 2
 
     @staticmethod
-    def _steer_to_past(scope: _Scope, hits: list[Hit]) -> list[Hit]:
-        """Favour entries about how things were ("小红书以前能跳淘宝吗" asks for the history of
-        外链, not today's rules) when the question asks about the past."""
-        steered = [replace(h, score=min(1.0, h.score + PAST_BONUS)) if h.key in scope.past
-                   else h for h in hits]
+    def _steer(hits: list[Hit], favoured: Iterable[str], bonus: float) -> list[Hit]:
+        """Add bonus to the favoured entries' scores and rank again."""
+        keys = set(favoured)
+        steered = [replace(h, score=min(1.0, max(0.0, h.score + bonus))) if h.key in keys else h
+                   for h in hits]
         return sorted(steered, key=lambda h: -h.score)
 
     def _other_sense(self, turn: Turn, which: int) -> Reply | None:
@@ -399,7 +403,15 @@ class Engine:
         hits = (self._on_subject(turn, query) if turn.subject or turn.aspect
                 else snap.index.search_normalised(turn.norm, query, None, top_k=CANDIDATES))
         if asks_about_past(turn.norm):
-            hits = self._steer_to_past(scope, hits)
+            # "小红书以前能跳淘宝吗" asks for the history of 外链, not today's rules.
+            hits = self._steer(hits, scope.past, PAST_BONUS)
+        named_years = years(turn.norm)
+        if named_years:
+            # "21年那次医美整治" asks about that year's campaign, not a later one's.
+            hits = self._steer(hits, (k for k, y in scope.years.items() if y & named_years),
+                               YEAR_BONUS)
+            hits = self._steer(hits, (k for k, y in scope.years.items() if not y & named_years),
+                               -YEAR_BONUS)
         # A known gap that matches better than every entry is a question the knowledge knows
         # it cannot answer ("卖酒水的店铺保证金是多少"): the nearest entry would mislead.
         gap = hits[0] if hits and hits[0].key in snap.kb.gaps else None
@@ -655,6 +667,7 @@ class Engine:
                           if contains_any(text, [n(w) for w in kb.other_platforms_in_general])),
                 Vocabulary.of(texts, asked),
                 frozenset(key for key, text in asked.items() if asks_about_past(text)),
+                {key: years(text) for key, text in asked.items() if years(text)},
                 tuple(_longest_first(map(n, family))
                       for family in (kb.known_terms(), kb.other_platforms)))
         return scope

@@ -230,6 +230,14 @@ def asks_about_past(normalised: str) -> bool:
     return any(word in normalised for word in PAST_WORDS)
 
 
+_YEAR = re.compile(r"(?<!\d)20[12]\d(?!\d)")
+
+
+def years(normalised: str) -> frozenset[str]:
+    """Return the years 2010-2029 a normalised text names ("2021年6月" → {"2021"})."""
+    return frozenset(_YEAR.findall(normalised))
+
+
 def looks_like_pick(text: str) -> bool:
     """Tell whether text is only a number, 第N个 or 都不是: a pick, never a question."""
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()

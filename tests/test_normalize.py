@@ -86,3 +86,17 @@ def test_expand_keeps_ignored_words() -> None:
     n = Normalizer({"xhs": "小红书"}, (), ("小红书",))
     assert n.expand("XHS开店") == "小红书开店"
     assert n("XHS开店") == "开店"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("21年关外链那次", "2021年关外链那次"),
+    ("22年的医美整治", "2022年的医美整治"),
+    ("24年11月那波治理", "2024年11月那波治理"),
+    ("2021年的整治", "2021年的整治"),  # already whole
+    ("开店3年了", "开店3年了"),  # durations stay durations
+    ("做了10年服装", "做了10年服装"),
+    ("1.5年", "1.5年"),
+])
+def test_short_years_read_as_this_centurys(normalize: Normalizer, raw: str,
+                                            expected: str) -> None:
+    assert normalize(raw) == expected

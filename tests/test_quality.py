@@ -329,9 +329,9 @@ def test_the_learned_judgement_declines_what_the_best_entry_does_not_cover(
     judged = Engine(service, SQLiteStore(":memory:"), Settings(data_dir=tmp_path))
     unjudged = Engine(service, SQLiteStore(":memory:"),
                       Settings(data_dir=tmp_path, learned_answerability=False))
-    # No entry says how many accounts one ID may verify; the nearest is about certification fees.
-    question = "一个身份证最多能实名认证几个小红书号"
-    assert unjudged.reply(key, question).entry_id == "enterprise-certification-fee"
+    # No entry says how to get a banned shop's money out; the nearest is about ban durations.
+    question = "号被永久封了，店铺里没提的货款怎么拿回来"
+    assert unjudged.reply(key, question).entry_id == "ban-duration"
     assert judged.reply(key, question).reason == "not_covered"
     assert judged.reply(key, "薯条是投流工具吗").entry_id == "shutiao-what"
 
@@ -498,3 +498,13 @@ def test_a_settled_sense_still_answers_its_own_questions(engine: Engine) -> None
     reply = engine.reply(ConversationKey("t", "c", "sense"),
                          "普通个人号用个体户执照开的个体店，要准备哪些材料")
     assert reply.entry_id == "getidian-personal"
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("22年那次医美专项治理一共处理了多少条笔记", "yimei-crackdown-2022"),
+    ("2025年初医美治理处理了多少账号", "yimei-crackdown-2025"),
+    ("21年小红书搞的那几轮社区整治都管了啥", "cleanup-2021"),
+])
+def test_a_year_named_in_the_question_picks_that_years_entry(engine: Engine, question: str,
+                                                              expected: str) -> None:
+    assert engine.reply(ConversationKey("t", "c", question), question).entry_id == expected

@@ -38,6 +38,9 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "basis": "依据", "as_of": "信息截至", "sources": "来源", "colon": "：",
         "bar": "｜", "paren_open": "（", "paren_close": "）", "source_separator": "；",
         "undated": "未注明日期",
+        # The question an answer answers, above it in plain text (HTML sets it in bold), so a
+        # reader sees at once whether it is the question they asked.
+        "title_open": "【", "title_close": "】",
         "related": "相关问题（回复序号查看）：", "nearest": "你可能想问（回复序号查看）：",
         "pick": "（回复序号或选项文字即可）",
         "help": "官方帮助：普通用户可在小红书 App「我」→「设置」→「帮助与客服」咨询；"
@@ -190,6 +193,7 @@ _COPY: Final[dict[str, dict[str, str]]] = {
         "basis": "Basis", "as_of": "as of", "sources": "Sources", "colon": ": ",
         "bar": " | ", "paren_open": " (", "paren_close": ")", "source_separator": "; ",
         "undated": "undated",
+        "title_open": "", "title_close": "",
         "related": "Related questions (reply with a number):",
         "nearest": "Maybe you meant (reply with a number):",
         "pick": "(Reply with the number or the option text.)",
@@ -324,5 +328,5 @@ def counted(lang: str, key: str, count: int) -> str:
 def frame(lang: str) -> dict[str, str]:
     """Return the labels templates put around an answer, in lang."""
     keys = ("basis", "as_of", "sources", "related", "nearest", "pick", "help", "note", "colon",
-            "bar", "paren_open", "paren_close", "source_separator")
+            "bar", "paren_open", "paren_close", "source_separator", "title_open", "title_close")
     return {key: say(lang, key) for key in keys}

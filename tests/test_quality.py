@@ -517,3 +517,12 @@ def test_a_plain_text_answer_names_the_question_it_answers(engine: Engine) -> No
     assert render(zh).startswith(f"【{zh.entry.title}】\n\n") if zh.entry else False
     en = engine.reply(ConversationKey("t", "c", "title-en"), "Is Shutiao an ad tool?")
     assert en.entry is not None and render(en).startswith(f"{en.entry.title_en}\n\n")
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("平台嘴里说的限流到底指啥", "xianliu-definition"),
+    ("个体店是啥", "getidian-meanings"),
+])
+def test_colloquial_what_is_questions_ask_about_the_term_itself(engine: Engine, question: str,
+                                                                expected: str) -> None:
+    assert engine.reply(ConversationKey("t", "c", question), question).entry_id == expected

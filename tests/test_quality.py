@@ -526,3 +526,22 @@ def test_a_plain_text_answer_names_the_question_it_answers(engine: Engine) -> No
 def test_colloquial_what_is_questions_ask_about_the_term_itself(engine: Engine, question: str,
                                                                 expected: str) -> None:
     assert engine.reply(ConversationKey("t", "c", question), question).entry_id == expected
+
+
+@pytest.mark.parametrize(("turns", "expected"), [
+    (("开店保证金要交多少", "这笔钱以后不开店了能退吗"), "shop-types-deposit"),
+    (("原创保护要多少粉丝才能申请", "具体在APP哪里申请"), "original-protection"),
+])
+def test_a_question_that_finds_nothing_alone_is_read_as_more_about_the_last_answer(
+        engine: Engine, turns: tuple[str, str], expected: str) -> None:
+    key = ConversationKey("t", "c", turns[1])
+    engine.reply(key, turns[0])
+    assert engine.reply(key, turns[1]).entry_id == expected
+
+
+@pytest.mark.parametrize("message", ["红烧肉怎么做", "周末去哪玩"])
+def test_a_short_message_unrelated_to_the_last_answer_is_not_dragged_into_it(
+        engine: Engine, message: str) -> None:
+    key = ConversationKey("t", "c", message)
+    assert engine.reply(key, "开店保证金要交多少").entry_id == "shop-types-deposit"
+    assert engine.reply(key, message).kind == "fallback"

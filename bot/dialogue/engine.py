@@ -58,6 +58,11 @@ ASPECT_REACH = 3
 PAST_BONUS = 0.08  # what speaking of the past adds to an entry's score for a past question
 # What naming the year asked about adds to an entry's score (and naming only other years takes).
 YEAR_BONUS = 0.08
+# How well a follow-up's own words must match the entry it is answered with (see _relates).
+FOLLOW_UP_FLOOR = 0.15
+# The longest message that finds nothing on its own yet may be read as one more ask about the
+# last answer (see _in_context); a longer one says enough to stand alone.
+CONTEXT_CHARS = 20
 # How far an entry outside an ambiguous term's concept must lead the settled sense's best entry
 # for the term to count as named in passing.
 INCIDENTAL_LEAD = 0.15
@@ -320,7 +325,9 @@ class Engine:
         alone = replace(turn, norm=norm)
         own = turn.snap.index.search(norm, top_k=2)
         if not self._trusted(alone, own, record=False):
-            return True
+            # "每年都要交吗" asks more about the last answer; "红烧肉怎么做" has nothing to do
+            # with it and is a new question, however short.
+            return bool(turn.conv.shown) and self._relates(turn, norm, turn.conv.shown[-1])
         # "入口在哪" finds the 市集 entrance on its own; after "原创保护" it asks where that is.
         # A short ask continues the last question when adding it keeps the match as good as
         # the last question's own ("原创保护 入口在哪"); a new topic dilutes it ("小红书开店要交
@@ -331,6 +338,30 @@ class Engine:
         together = index.search(joint.norm, top_k=2)
         return (bool(last) and bool(together) and together[0].score >= last[0].score
                 and self._trusted(joint, together, record=False))
+
+    def _in_context(self, turn: Turn) -> Reply | None:
+        """Answer a question that finds nothing on its own, right after an answer, as one more
+        ask about that answer's subject ("这笔钱以后不开店了能退吗" after the deposit, "具体在APP
+        哪里申请" after 原创保护), when the last question and it together find a trusted entry
+        among the last answer's neighbours; None otherwise (it stays not covered)."""
+        if (turn.subject or turn.aspect or not turn.conv.last_question or not turn.conv.shown
+                or len(turn.text) > CONTEXT_CHARS):
+            return None
+        snap = turn.snap
+        joint = replace(turn, aspect=turn.text, text=f"{turn.conv.last_question} {turn.text}")
+        joint.norm = snap.normalizer(joint.text)
+        hits = self._on_subject(joint, snap.index.embed_query(joint.norm))
+        if (not hits or hits[0].key not in snap.kb.entries or not self._trusted(joint, hits)
+                or not self._relates(turn, snap.normalizer(turn.text), hits[0].key)):
+            return None
+        return self._answer(joint, hits[0])
+
+    def _relates(self, turn: Turn, norm: str, key: str) -> bool:
+        """Tell whether a follow-up's own words have anything to do with an entry: its score
+        against that entry alone (红烧肉怎么做 against the deposit entry: 0.04; 这笔钱以后不开店了
+        能退吗: 0.37)."""
+        hits = turn.snap.index.search(norm, {key}, top_k=1)
+        return bool(hits) and hits[0].score >= FOLLOW_UP_FLOOR
 
     def _swap_subject(self, turn: Turn) -> str:
         """Return the last question with its term replaced by the term a follow-up names
@@ -476,7 +507,8 @@ class Engine:
         if not self._trusted(turn, hits):
             if named and not contains_which(scope.entry_texts[hits[0].key], named):
                 return self._other_platform(turn, named)  # "淘宝店铺怎么装修": not ours at all
-            return self._not_covered(turn, hits)
+            in_context = None if named else self._in_context(turn)
+            return in_context or self._not_covered(turn, hits)
         close = [h for h in hits[1:3] if hits[0].score - h.score < th.margin
                  and h.score >= th.answer]
         if close:

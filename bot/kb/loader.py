@@ -81,10 +81,10 @@ def _is_date(value: str, full: bool = False) -> bool:
     return True
 UNDATED = frozenset({"undated", "未注明", "不详"})  # ways a source may say it has no date
 # Words that show a question is about a term itself ("个体店是什么意思"), not a how-to.
-DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "指啥", "是啥", "啥意思", "区别", "哪几种", "有几种",
-                        "有哪些", "哪些", "定义", "一回事", "一样吗", "承认", "分别", "两种",
-                        "解释", "说法", "mean", "what is", "what is a", "what's", "what are",
-                        "difference", "definition")
+DEFAULT_GENERAL_CUES = ("什么意思", "是什么", "指什么", "指啥", "是啥", "啥意思", "区别",
+                        "哪几种", "有几种", "有哪些", "哪些", "定义", "一回事", "一样吗", "承认",
+                        "分别", "两种", "解释", "说法", "mean", "what is", "what is a", "what's",
+                        "what are", "difference", "definition")
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def seed_history(site: Site) -> None:
     for i, useful in enumerate([True, True, True, False, True, False]):
         site.store.record_feedback(now - i * 3600, "telegram", f"voter-{i}", "zhike-what",
                                    useful)
-    for user, text in (("s1", ASKED), ("s2", "退休了做手工还能在小红书开店吗"), ("s3", ASKED),
+    for user, text in (("s1", ASKED), ("s2", "退休的老人做手工可以在小红书开店吗"), ("s3", ASKED),
                        ("s4", "店铺被扣分了怎么办"), ("s5", "店铺被扣分了怎么处理"),
                        ("s6", "小红书店铺可以卖虚拟商品吗")):
         site.ask(text, user=user, channel="wecom" if user in ("s2", "s5") else "telegram")

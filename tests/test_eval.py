@@ -91,29 +91,30 @@ def test_score_counts_precision_and_recall_by_outcome() -> None:
 
 
 def test_report_half_stays_above_its_floors(report: Evaluation) -> None:
-    """Floors a little under the figures measured on 2026-11-27 (evening; 332 report cases:
-    overall 91.3%, accuracy@1 89.8%, clarify P/R 100/100%, fallback P/R 75.0/83.0%, misleading
-    4.8%, typos 100%, English 97.5%, multi-turn 92.3%, long 85.7%; baselines 70.8% lexical,
-    71.7% dense, 62.7% hybrid)."""
+    """Floors a little under the figures measured on 2026-11-27 (night; 332 report cases:
+    overall 94.9%, accuracy@1 93.4%, clarify P/R 100/100%, fallback P/R 85.2/97.9%, misleading
+    2.7%, typos 100%, English 95.0%, multi-turn 92.3%, long 85.7%; baselines 70.2% lexical,
+    71.7% dense, 63.3% hybrid)."""
     full = report.systems["full"]
     baselines = [m for name, m in report.systems.items() if name != "full"]
-    assert full.accuracy_at_1 >= 0.87, report.misses
+    assert full.accuracy_at_1 >= 0.91, report.misses
     assert full.clarify_precision >= 0.93 and full.clarify_recall >= 0.93, report.misses
-    assert full.fallback_precision >= 0.70 and full.fallback_recall >= 0.80, report.misses
-    assert full.misleading <= 0.06, report.misses
+    assert full.fallback_precision >= 0.80 and full.fallback_recall >= 0.93, report.misses
+    assert full.misleading <= 0.04, report.misses
     assert full.category_accuracy("typo") >= 0.90, report.misses
     assert full.category_accuracy("english") >= 0.92, report.misses
     assert full.category_accuracy("multiturn") >= 0.88, report.misses
     assert full.category_accuracy("long") >= 0.78, report.misses
-    assert full.overall >= 0.89, report.misses
-    assert full.overall >= max(m.overall for m in baselines) + 0.18
+    assert full.category_accuracy("out_of_scope") >= 0.95, report.misses
+    assert full.overall >= 0.93, report.misses
+    assert full.overall >= max(m.overall for m in baselines) + 0.20
 
 
 def test_calibration_half_stays_where_it_was_tuned(calibration: Evaluation) -> None:
-    # Measured on the calibration half on 2026-11-27 (evening): overall 93.1%, accuracy@1 95.2%.
+    # Measured on the calibration half on 2026-11-27 (night): overall 97.3%, accuracy@1 98.8%.
     full = calibration.systems["full"]
-    assert full.overall >= 0.91, calibration.misses
-    assert full.accuracy_at_1 >= 0.93, calibration.misses
+    assert full.overall >= 0.95, calibration.misses
+    assert full.accuracy_at_1 >= 0.96, calibration.misses
 
 
 def test_baselines_cannot_clarify_and_calibrate_their_own_threshold(report: Evaluation) -> None:

@@ -312,3 +312,9 @@ def test_a_known_gap_missing_its_english(knowledge_copy: Path) -> None:
     line = _line_of(path, "- id: tax-and-invoices")
     assert (f"knowledge/gaps.yaml:{line}: the known gap lacks note_en"
             in _errors(knowledge_copy))
+
+
+def test_a_gaps_file_of_the_wrong_shape_says_so(knowledge_copy: Path) -> None:
+    (knowledge_copy / "gaps.yaml").write_text("category-deposit: 各类目保证金\n", encoding="utf-8")
+    assert ("knowledge/gaps.yaml:1: gaps.yaml must be a list of known gaps ('- id: ...')"
+            in _errors(knowledge_copy))

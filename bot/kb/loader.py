@@ -503,21 +503,37 @@ def _sources(value: Any, rel: str, line: int, problems: list[Problem]) -> list[S
 # ---------------------------------------------------------------- concepts and aliases
 
 
-def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Concept]:
+def _read_file(path: Path, rel: str, problems: list[Problem], shape: type, shape_key: str
+               ) -> Any:
+    """Return a YAML file's data if it exists, parses and has the expected shape (a list or a
+    mapping), else None with the problem recorded."""
     if not path.exists():
-        return []
+        return None
     data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
     if data is None:
-        return []
-    if not isinstance(data, list):
-        problems.append(_problem(rel, 1, "kb_concepts_shape"))
-        return []
-    concepts = []
-    for item in data:
+        return None
+    if not isinstance(data, shape):
+        problems.append(_problem(rel, 1, shape_key))
+        return None
+    return data
+
+
+def _items(path: Path, rel: str, problems: list[Problem], shape_key: str, item_key: str
+           ) -> list[tuple[dict[Any, Any], int]]:
+    """Return each mapping of a YAML file that is a list, with the line of its first key; a
+    file of another shape, or an item that is no mapping, is reported."""
+    out = []
+    for item in _read_file(path, rel, problems, list, shape_key) or []:
         if not isinstance(item, dict):
-            problems.append(_problem(rel, 1, "kb_concept_shape"))
+            problems.append(_problem(rel, 1, item_key))
             continue
-        line = min((_line_of(k, 1) for k in item), default=1)
+        out.append((item, min((_line_of(k, 1) for k in item), default=1)))
+    return out
+
+
+def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Concept]:
+    concepts = []
+    for item, line in _items(path, rel, problems, "kb_concepts_shape", "kb_concept_shape"):
         missing = [k for k in ("id", "term", "question", "senses") if not item.get(k)]
         if missing:
             problems.append(_problem(rel, line, "kb_concept_missing", fields=", ".join(missing)))
@@ -549,13 +565,8 @@ def _parse_concepts(path: Path, rel: str, problems: list[Problem]) -> list[Conce
 def _parse_aliases(path: Path, rel: str, problems: list[Problem]
                    ) -> tuple[dict, tuple, tuple]:
     """Read aliases.yaml: aliases, terms repaired by sound, and words to ignore."""
-    if not path.exists():
-        return {}, (), ()
-    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
+    data = _read_file(path, rel, problems, dict, "kb_aliases_shape")
     if data is None:
-        return {}, (), ()
-    if not isinstance(data, dict):
-        problems.append(_problem(rel, 1, "kb_aliases_shape"))
         return {}, (), ()
     aliases = {}
     for wrong, right in (data.get("aliases") or {}).items():
@@ -570,13 +581,8 @@ def _parse_aliases(path: Path, rel: str, problems: list[Problem]
 
 def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tuple[str, ...]]:
     """Read scope.yaml: the other platforms and the requests the bot declines."""
-    if not path.exists():
-        return {}
-    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
+    data = _read_file(path, rel, problems, dict, "kb_scope_shape")
     if data is None:
-        return {}
-    if not isinstance(data, dict):
-        problems.append(_problem(rel, 1, "kb_scope_shape"))
         return {}
     return {key: tuple(_string_list(data.get(key), rel, 1, problems, offset=0))
             for key in SCOPE_LISTS}
@@ -584,20 +590,8 @@ def _parse_scope(path: Path, rel: str, problems: list[Problem]) -> dict[str, tup
 
 def _parse_gaps(path: Path, rel: str, problems: list[Problem]) -> list[KnownGap]:
     """Read gaps.yaml: the questions the knowledge knows it cannot answer yet."""
-    if not path.exists():
-        return []
-    data = _parse_yaml(path.read_text(encoding="utf-8"), rel, 0, problems)
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        problems.append(_problem(rel, 1, "kb_gaps_shape"))
-        return []
     gaps = []
-    for item in data:
-        if not isinstance(item, dict):
-            problems.append(_problem(rel, 1, "kb_gap_shape"))
-            continue
-        line = min((_line_of(k, 1) for k in item), default=1)
+    for item, line in _items(path, rel, problems, "kb_gaps_shape", "kb_gap_shape"):
         at = {str(k): _line_of(k, line) for k in item}
         count = len(problems)
         for key in item:

@@ -490,3 +490,11 @@ def test_two_replicas_serve_what_the_console_published(
     assert (code_a, code_b) == (0, 0), (out_a + out_b)[-3000:]
     assert "after another replica's /reload" in out_b
     assert ASKED in (knowledge_copy / "entries/shop/zero-fan-open-shop.md").read_text()
+
+
+def test_try_it_explains_a_known_gap(site: Site) -> None:
+    web_client = login(site)
+    tried = web_client.get("/admin/try", params={"q": "珠宝类目开店保证金是不是比别的类目高"})
+    assert tried.status_code == 200
+    assert "已知空白：问题最像 gaps.yaml 里的 category-deposit" in tried.text
+    assert "已知空白：按经营类目区分的店铺保证金标准" in tried.text  # the gap among the hits

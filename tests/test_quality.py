@@ -529,14 +529,24 @@ def test_colloquial_what_is_questions_ask_about_the_term_itself(engine: Engine, 
 
 
 @pytest.mark.parametrize(("turns", "expected"), [
-    (("开店保证金要交多少", "这笔钱以后不开店了能退吗"), "shop-types-deposit"),
     (("原创保护要多少粉丝才能申请", "具体在APP哪里申请"), "original-protection"),
+    (("百万免佣计划是什么", "这个需要自己去后台报名吗"), "baiwan-mianyong"),
 ])
 def test_a_question_that_finds_nothing_alone_is_read_as_more_about_the_last_answer(
         engine: Engine, turns: tuple[str, str], expected: str) -> None:
     key = ConversationKey("t", "c", turns[1])
     engine.reply(key, turns[0])
     assert engine.reply(key, turns[1]).entry_id == expected
+
+
+def test_a_question_that_points_back_asks_about_the_last_answer(engine: Engine) -> None:
+    # "这笔钱" is the deposit just answered, though "能退吗" alone matches 聚光's refunds best;
+    # "这个平台" points at the platform, not at the answer: it is a question of its own.
+    key = ConversationKey("t", "c", "points-back")
+    engine.reply(key, "开店保证金要交多少")
+    assert engine.reply(key, "这笔钱以后不开店了能退吗").entry_id == "shop-types-deposit"
+    engine.reply(key, "开店保证金要交多少")
+    assert engine.reply(key, "这个平台能卖二手吗").reason == "known_gap"
 
 
 @pytest.mark.parametrize("message", ["红烧肉怎么做", "周末去哪玩"])

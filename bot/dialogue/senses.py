@@ -147,6 +147,9 @@ _FOLLOW_ASKS = ("多少钱", "多久", "几天", "要钱吗", "收费吗", "怎�
                 "what's the penalty", "what is the penalty", "要什么材料", "what documents",
                 "which documents")
 FOLLOW_UP_CHARS = 14  # longer messages carry their own subject
+# Words that point back at what was just said: "这笔钱以后能退吗" asks about the deposit just
+# answered, whatever else its words match on their own.
+_POINTS_BACK = ("这笔", "这项", "它", "it ")
 
 
 _FOLLOW_END = ("的呢", "呢", "吧", "吗", "的话", "?")
@@ -156,7 +159,7 @@ def follow_up_subject(text: str) -> str:
     """Return the new subject a follow-up names ("那京东的呢" → "京东"), or "" when it only
     asks about another side of the same subject ("要多久", "多少钱")."""
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
-    if _asks_aspect(raw):
+    if _asks_aspect(raw) or raw.startswith(_POINTS_BACK):
         return ""
     for start in sorted(_FOLLOW_START, key=len, reverse=True):
         if raw.startswith(start):
@@ -194,7 +197,8 @@ def is_follow_up(text: str) -> bool:
     raw = unicodedata.normalize("NFKC", text).strip(_EDGE_PUNCT).lower()
     if not is_short(raw):
         return False
-    return raw.startswith(_FOLLOW_START) or raw.endswith("呢") or _asks_aspect(raw)
+    return (raw.startswith(_FOLLOW_START) or raw.startswith(_POINTS_BACK) or raw.endswith("呢")
+            or _asks_aspect(raw))
 
 
 def _asks_aspect(raw: str) -> bool:

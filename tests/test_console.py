@@ -498,3 +498,20 @@ def test_try_it_explains_a_known_gap(site: Site) -> None:
     assert tried.status_code == 200
     assert "已知空白：问题最像 gaps.yaml 里的 category-deposit" in tried.text
     assert "已知空白：按经营类目区分的店铺保证金标准" in tried.text  # the gap among the hits
+
+
+def test_a_maintainer_edits_the_known_gaps_as_text_with_the_same_checks(site: Site) -> None:
+    web_client = login(site)
+    page = web_client.get("/admin/edit", params={"path": "gaps.yaml"})
+    assert page.status_code == 200 and "category-deposit" in page.text
+    before = site.console.draft.read("gaps.yaml") or ""
+    broken = before.replace("see: [shop-types-deposit, shop-six-types]",
+                            "see: [shop-types-deposit, no-such-entry]")
+    data = {"csrf": csrf_of(page), "base": field(page, "base"), "path": "gaps.yaml",
+            "new": "0", "mode": "raw", "action": "save", "text": broken}
+    refused = web_client.post("/admin/edit", **multipart(data, []))
+    assert refused.status_code == 422
+    line = next(n for n, text in enumerate(broken.splitlines(), start=1)
+                if "no-such-entry" in text)
+    assert re.search(rf"gaps\.yaml:{line}: [^<]*no-such-entry", refused.text), refused.text[:2000]
+    assert site.console.draft.read("gaps.yaml") == before  # nothing written

@@ -514,7 +514,7 @@ def test_a_plain_text_answer_names_the_question_it_answers(engine: Engine) -> No
     # WeCom and the command line get plain text: the entry's question heads the answer, so a
     # seller sees at once when the nearest entry answers a question other than theirs.
     zh = engine.reply(ConversationKey("t", "c", "title-zh"), "薯条到底算不算投流工具")
-    assert render(zh).startswith(f"【{zh.entry.title}】\n\n") if zh.entry else False
+    assert zh.entry is not None and render(zh).startswith(f"【{zh.entry.title}】\n\n")
     en = engine.reply(ConversationKey("t", "c", "title-en"), "Is Shutiao an ad tool?")
     assert en.entry is not None and render(en).startswith(f"{en.entry.title_en}\n\n")
 

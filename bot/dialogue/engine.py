@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -352,7 +352,7 @@ class Engine:
         joint.norm = snap.normalizer(joint.text)
         hits = self._on_subject(joint, snap.index.embed_query(joint.norm))
         if (not hits or hits[0].key not in snap.kb.entries or not self._trusted(joint, hits)
-                or not self._relates(turn, snap.normalizer(turn.text), hits[0].key)):
+                or not self._relates(turn, turn.norm, hits[0].key)):
             return None
         return self._answer(joint, hits[0])
 
@@ -388,11 +388,10 @@ class Engine:
         return total > 0 and sum(vocabulary.weight(t) for t in known if t in mine) >= total / 2
 
     @staticmethod
-    def _steer(hits: list[Hit], favoured: Iterable[str], bonus: float) -> list[Hit]:
-        """Add bonus to the favoured entries' scores and rank again."""
-        keys = set(favoured)
-        steered = [replace(h, score=min(1.0, max(0.0, h.score + bonus))) if h.key in keys else h
-                   for h in hits]
+    def _steer(hits: list[Hit], bonuses: Mapping[str, float]) -> list[Hit]:
+        """Add each entry's bonus (or malus) to its score and rank again."""
+        steered = [replace(h, score=min(1.0, max(0.0, h.score + bonuses[h.key])))
+                   if h.key in bonuses else h for h in hits]
         return sorted(steered, key=lambda h: -h.score)
 
     def _other_sense(self, turn: Turn, which: int) -> Reply | None:
@@ -435,14 +434,12 @@ class Engine:
                 else snap.index.search_normalised(turn.norm, query, None, top_k=CANDIDATES))
         if asks_about_past(turn.norm):
             # "小红书以前能跳淘宝吗" asks for the history of 外链, not today's rules.
-            hits = self._steer(hits, scope.past, PAST_BONUS)
+            hits = self._steer(hits, dict.fromkeys(scope.past, PAST_BONUS))
         named_years = years(turn.norm)
         if named_years:
             # "21年那次医美整治" asks about that year's campaign, not a later one's.
-            hits = self._steer(hits, (k for k, y in scope.years.items() if y & named_years),
-                               YEAR_BONUS)
-            hits = self._steer(hits, (k for k, y in scope.years.items() if not y & named_years),
-                               -YEAR_BONUS)
+            hits = self._steer(hits, {k: YEAR_BONUS if y & named_years else -YEAR_BONUS
+                                      for k, y in scope.years.items()})
         # A known gap that matches better than every entry is a question the knowledge knows
         # it cannot answer ("卖酒水的店铺保证金是多少"): the nearest entry would mislead.
         gap = hits[0] if hits and hits[0].key in snap.kb.gaps else None
@@ -494,7 +491,7 @@ class Engine:
                     return answer(top)
                 return self._clarify(turn, view.options(turn.lang), view.concept, 0.0)
             in_sense = snap.index.search_normalised(turn.norm, query, set(sense.entries), top_k=1)
-            if (in_sense and top and top.key not in view.concept_entries
+            if (in_sense and top and top.key not in view.concept.entries
                     and top.score - in_sense[0].score >= INCIDENTAL_LEAD
                     and self._trusted(turn, hits)):
                 # A cue settles a sense, but the question is about something the term only
@@ -607,18 +604,20 @@ class Engine:
         self._log_unanswered(turn)
         gap = turn.snap.kb.gaps[hit.key]
         english = turn.lang == "en"
-        nearby = [Hit(key, 1.0, 1.0, 1.0) for key in gap.see]
         return Reply("fallback", score=hit.score, reason="known_gap", lang=turn.lang,
                      message=turn.say("known_gap", topic=gap.topic_en if english else gap.topic,
                                       note=gap.note_en if english else gap.note,
                                       checked=gap.checked),
-                     options=self._suggestions(turn, [*nearby, *hits]))
+                     options=self._suggestions(turn, hits, first=gap.see))
 
-    def _suggestions(self, turn: Turn, hits: list[Hit]) -> tuple[Option, ...]:
-        """Offer up to three nearest topics, and keep them pickable by number."""
+    def _suggestions(self, turn: Turn, hits: list[Hit], first: Iterable[str] = ()
+                     ) -> tuple[Option, ...]:
+        """Offer up to three nearest topics, the entries named in first before the hits, and
+        keep them pickable by number."""
         floor = self.settings.thresholds.suggest_floor
         entries = turn.snap.kb.entries
-        keys = dict.fromkeys(h.key for h in hits if h.score >= floor and h.key in entries)
+        keys = dict.fromkeys(k for k in (*first, *(h.key for h in hits if h.score >= floor))
+                             if k in entries)
         nearest = tuple(entry_option(entries[key], turn.lang) for key in keys)[:3]
         if nearest:
             turn.conv.pending = Pending("suggest", turn.text, list(nearest), None, turn.now)
@@ -687,6 +686,7 @@ class Engine:
             # Normalised piece by piece (no alias spans a question and an answer), each once.
             texts = {e.id: f"{asked[e.id]} {n(e.answer)} {n(e.answer_en)}".strip()
                      for e in kb.entries.values()}
+            elsewhere = [w for w in map(n, kb.other_platforms_in_general) if w]
             scope = self._scope = _Scope(
                 snap, tuple(w for w in map(n.expand, kb.this_platform) if w),
                 {n(name): name for name in kb.other_platforms if n(name)},
@@ -695,8 +695,7 @@ class Engine:
                 frozenset(w for w in map(n, kb.thanks) if w),
                 tuple(w for w in map(n, kb.chitchat) if w),
                 tuple(ConceptView.of(c, n) for c in kb.concepts), texts,
-                frozenset(key for key, text in texts.items()
-                          if contains_any(text, [n(w) for w in kb.other_platforms_in_general])),
+                frozenset(key for key, text in texts.items() if contains_any(text, elsewhere)),
                 Vocabulary.of(texts, asked),
                 frozenset(key for key, text in asked.items() if asks_about_past(text)),
                 {key: years(text) for key, text in asked.items() if years(text)},

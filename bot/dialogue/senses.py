@@ -39,12 +39,6 @@ class ConceptView:
                    tuple((s, tuple(normalize(c) for c in s.cues)) for s in concept.senses),
                    tuple(normalize(c) for c in concept.general_cues))
 
-    @property
-    def concept_entries(self) -> frozenset[str]:
-        """Every entry of the concept: its senses' and its general ones."""
-        return frozenset((*self.concept.general,
-                          *(key for sense in self.concept.senses for key in sense.entries)))
-
     def settle(self, text: str) -> Sense | None:
         """Return the sense whose cue words the text uses most, if exactly one leads."""
         leaders = self.leaders(text)

@@ -215,6 +215,11 @@ class Concept:
     general_cues: tuple[str, ...] = ()
     question_en: str = ""
 
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """Every entry the concept names: its general ones, then each sense's."""
+        return (*self.general, *(key for sense in self.senses for key in sense.entries))
+
 
 @dataclass(frozen=True)
 class KnowledgeBase:
@@ -268,8 +273,7 @@ class KnowledgeBase:
         """Restore a knowledge base stored with to_json."""
         data = json.loads(raw)
         entries = {}
-        for e in data["entries"]:
-            e = {k: tuple(v) if isinstance(v, list) else v for k, v in e.items()}
+        for e in map(_lists_as_tuples, data["entries"]):
             e["sources"] = tuple(Source(**s) for s in e["sources"])
             entries[e["id"]] = Entry(**e)
         concepts = tuple(
@@ -286,10 +290,7 @@ class KnowledgeBase:
             )
             for c in data["concepts"]
         )
-        gaps = {}
-        for g in data.get("gaps", ()):
-            g = {k: tuple(v) if isinstance(v, list) else v for k, v in g.items()}
-            gaps[g["id"]] = KnownGap(**g)
+        gaps = {g["id"]: KnownGap(**g) for g in map(_lists_as_tuples, data.get("gaps", ()))}
         return cls(entries, concepts, dict(data["aliases"]), tuple(data["terms"]),
                    this_platform=tuple(data.get("this_platform", ())),
                    other_platforms=tuple(data.get("other_platforms", ())),
@@ -299,6 +300,11 @@ class KnowledgeBase:
                    thanks=tuple(data.get("thanks", ())),
                    chitchat=tuple(data.get("chitchat", ())),
                    ignore=tuple(data.get("ignore", ())), gaps=gaps)
+
+
+def _lists_as_tuples(fields: dict[str, Any]) -> dict[str, Any]:
+    """Return stored fields with JSON's lists back as the tuples the dataclasses hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -706,7 +712,7 @@ def _cross_check(kb: KnowledgeBase, concepts_rel: str) -> Iterable[Problem]:
                 yield _problem(entry.path, _line_of(cid, entry.line), "kb_unknown_concept",
                                concept=cid, defined=", ".join(sorted(concept_ids)) or "-")
     for concept in kb.concepts:
-        for ref in (*concept.general, *(e for s in concept.senses for e in s.entries)):
+        for ref in concept.entries:
             if ref not in kb.entries:
                 yield _problem(concepts_rel, _line_of(ref, 1), "kb_concept_unknown_entry",
                                concept=concept.id, ref=ref)

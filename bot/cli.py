@@ -19,7 +19,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import yaml
 from pydantic import SecretStr, ValidationError
 
 from bot import channels
@@ -39,11 +41,15 @@ from bot.settings import PROJECT_ROOT, Environment, Settings, problems
 from index.encoders import make_encoder
 from index.search import open_index
 
+if TYPE_CHECKING:
+    from bot.evaluation import Case
+
 log = logging.getLogger("bot")
 
 CONSOLE = ConversationKey("cli", "console", "local")
 DEV_SET = PROJECT_ROOT / "tests" / "eval" / "dev.yaml"
-TRAIN_SET = PROJECT_ROOT / "tests" / "eval" / "train.yaml"  # teaches the judgement only
+# Batches that teach the judgement only; never reported.
+TRAIN_SETS = [PROJECT_ROOT / "tests" / "eval" / name for name in ("train.yaml", "train2.yaml")]
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
@@ -269,6 +275,26 @@ def _copy_embeddings(cache: Path, target: Path) -> None:
         target.unlink(missing_ok=True)
 
 
+def _load_batches(paths: Sequence[Path], kb: KnowledgeBase) -> list[Case] | None:
+    """Read labelled batches (every case counts); None after printing what is wrong."""
+    from bot import evaluation
+
+    cases: list[Case] = []
+    wrong = False
+    for path in paths:
+        try:
+            batch = evaluation.load_cases(path, training=True)
+        except (OSError, ValueError, KeyError, yaml.YAMLError) as exc:
+            print(f"{path}: cannot read it: {exc}", file=sys.stderr)
+            wrong = True
+            continue
+        for problem in evaluation.check_cases(batch, kb, minimums={}):
+            print(f"{path}: {problem}", file=sys.stderr)
+            wrong = True
+        cases += batch
+    return None if wrong else cases
+
+
 def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
     """Score the bot and the baselines on the development set, or sweep the thresholds."""
     from bot import evaluation
@@ -287,13 +313,21 @@ def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
         print(f"{args.cases}: {problem}", file=sys.stderr)
     if problems:
         return 1
+    if args.batch:
+        batch = _load_batches(args.batch, service.current.kb)
+        if batch is None:
+            return 1
+        result = evaluation.evaluate_batch(service, settings, batch)
+        if args.json:
+            print(json.dumps({"half": result.half, "systems": {
+                name: asdict(m) for name, m in result.systems.items()}}, ensure_ascii=False))
+        else:
+            print(evaluation.format_report(result))
+        return 0
     if args.train:
-        extra = (evaluation.load_cases(args.train_cases, training=True)
-                 if args.train_cases.is_file() else [])
-        wrong = evaluation.check_cases(extra, service.current.kb, minimums={})
-        for problem in wrong:
-            print(f"{args.train_cases}: {problem}", file=sys.stderr)
-        if wrong:
+        extra = _load_batches([p for p in args.train_cases if p.is_file()],
+                              service.current.kb)
+        if extra is None:
             return 1
         model, confusion, n = evaluation.train_answerability(service, settings, cases, extra)
         model.save()
@@ -444,8 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "training batch, and save it")
     ev.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     ev.add_argument("--cases", type=Path, default=DEV_SET, help="the development set")
-    ev.add_argument("--train-cases", type=Path, default=TRAIN_SET,
-                    help="the training batch --train also learns from (if the file exists)")
+    ev.add_argument("--train-cases", type=Path, nargs="*", default=TRAIN_SETS,
+                    help="the training batches --train also learns from (those that exist)")
+    ev.add_argument("--batch", type=Path, nargs="+", metavar="FILE",
+                    help="score the bot alone on every case of these labelled batches "
+                    "(same sections as the development set)")
     ev.set_defaults(func=cmd_eval)
     config = sub.add_parser("config", help="configuration commands").add_subparsers(
         dest="action", required=True)

@@ -386,6 +386,15 @@ def evaluate(service: KnowledgeService, settings: Settings, cases: Sequence[Case
     return Evaluation(half, systems, thresholds, [o for o in full if not o.correct])
 
 
+def evaluate_batch(service: KnowledgeService, settings: Settings, cases: Sequence[Case]
+                   ) -> Evaluation:
+    """Score the bot alone on a batch of labelled cases, all of them (a new batch before
+    anything is changed for it, or a training batch); no baseline is calibrated on it."""
+    full = run_engine(service, settings, cases)
+    return Evaluation("batch", {"full": score(full)}, {"full": settings.thresholds},
+                      [o for o in full if not o.correct])
+
+
 def sweep(service: KnowledgeService, settings: Settings, cases: Sequence[Case],
           grid: Iterable[Thresholds]) -> list[tuple[Thresholds, Metrics]]:
     """Score the engine on the calibration half for each thresholds triple, best first."""
@@ -422,8 +431,9 @@ def format_report(result: Evaluation) -> str:
     """Lay the figures out as plain-text tables, the three systems side by side."""
     names = list(result.systems)
     systems = [result.systems[n] for n in names]
-    lines = [f"half: {result.half}  ({systems[0].n} cases; thresholds and baselines "
-             f"calibrated on the calibrate half)", ""]
+    calibrated = ("" if result.half == "batch" else
+                  "; thresholds and baselines calibrated on the calibrate half")
+    lines = [f"half: {result.half}  ({systems[0].n} cases{calibrated})", ""]
     header = f"{'':26}" + "".join(f"{n:>10}" for n in names)
     lines.append(header)
     rows: list[tuple[str, Callable[[Metrics], str]]] = [

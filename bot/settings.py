@@ -49,6 +49,7 @@ class Environment(BaseSettings):
     BOT_LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
     LOG_FORMAT: Literal["text", "json"] = "text"
     BOT_THRESHOLD_ANSWER: float | None = Field(None, ge=0, le=1)
+    BOT_THRESHOLD_JUDGED: float | None = Field(None, ge=0, le=1)
     BOT_THRESHOLD_MARGIN: float | None = Field(None, ge=0, le=1)
     BOT_THRESHOLD_DECISIVE: float | None = Field(None, ge=0, le=1)
     BOT_THRESHOLD_SENSE_FLOOR: float | None = Field(None, ge=0, le=1)
@@ -189,6 +190,7 @@ class Thresholds:
     """Dialogue decision thresholds on the fused score (0..1); see README "Calibration"."""
 
     answer: float = 0.38  # below this the best entry is not trusted: fallback
+    judged: float = 0.30  # with the learned judgement, the score from which it decides instead
     margin: float = 0.0   # two different entries closer than this: ask which one is meant
     decisive: float = 0.30  # an ambiguous term is not asked about when the best entry leads so
     sense_floor: float = 0.25  # a settled sense still needs this much to answer directly

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import TRAIN_SETS
 from bot.evaluation import (
     CLARIFY,
     FALLBACK,
@@ -23,6 +24,7 @@ from bot.kb.service import KnowledgeService
 from bot.settings import Settings
 
 DEV_SET = Path(__file__).parent / "eval" / "dev.yaml"
+CHECK_SET = DEV_SET.with_name("check.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +147,49 @@ def test_no_case_copies_an_entry_question(service: KnowledgeService, cases: list
     assert copies == []
 
 
-def test_the_training_batch_is_valid_and_shares_nothing_with_the_report_half(
-        service: KnowledgeService, cases: list[Case]) -> None:
-    training = load_cases(DEV_SET.with_name("train.yaml"), training=True)
-    assert len(training) >= 400 and {c.half for c in training} == {"train"}
-    assert check_cases(training, service.current.kb, minimums={}) == []
-    # The judgement learns from these: a report case among them would leak into the figures.
+@pytest.mark.parametrize("batch", [*TRAIN_SETS, CHECK_SET], ids=lambda p: p.name)
+def test_each_extra_batch_is_valid_and_shares_nothing_with_the_report_half(
+        service: KnowledgeService, cases: list[Case], batch: Path) -> None:
+    extra = load_cases(batch, training=True)
+    assert len(extra) >= 300 and {c.half for c in extra} == {"train"}
+    assert check_cases(extra, service.current.kb, minimums={}) == []
+    # The judgement learns from the training batches: a report case among them would leak
+    # into the figures; the check batch measures what nothing was tuned on.
     normalise = service.current.normalizer
     reported = {normalise(" ".join(c.turns)) for c in select(cases, "report")}
-    assert not [c.text for c in training if normalise(" ".join(c.turns)) in reported]
-    assert any(c.expect == {FALLBACK} for c in training)  # it teaches declining, too
+    assert not [c.text for c in extra if normalise(" ".join(c.turns)) in reported]
+    assert any(c.expect == {FALLBACK} for c in extra)  # it teaches declining, too
+
+
+def test_the_check_batch_shares_nothing_with_the_training_batches(
+        service: KnowledgeService) -> None:
+    normalise = service.current.normalizer
+    taught = {normalise(" ".join(c.turns)) for path in TRAIN_SETS
+              for c in load_cases(path, training=True)}
+    checked = [c.text for c in load_cases(CHECK_SET, training=True)
+               if normalise(" ".join(c.turns)) in taught]
+    assert checked == []
+
+
+def test_eval_command_scores_a_batch_alone(run_cli, shared_data: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "batch.yaml"
+    batch.write_text("answerable:\n  - {q: 开店要交多少保证金, expect: [shop-types-deposit]}\n"
+                     "out_of_scope:\n  - {q: 红烧肉怎么做}\n"
+                     "english:\n  - {q: \"What is Shutiao?\", expect: [juguang-what]}\n",
+                     encoding="utf-8")
+    result = run_cli("eval", "--batch", str(batch), data=shared_data)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "half: batch  (3 cases)" and lines[2].split() == ["full"]
+    # Two right, and the English case is labelled with the wrong entry on purpose: one miss.
+    assert ["overall", "correct", "66.7%"] in [line.split() for line in lines]
+    assert [line for line in lines if line.startswith("  [")] == [
+        "  [english] What is Shutiao?  want juguang-what  got shutiao-what"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("answerable:\n  - {q: 开店要交多少保证金, expect: [no-such-entry]}\n",
+                      encoding="utf-8")
+    unreadable = tmp_path / "unreadable.yaml"
+    unreadable.write_text("english:\n  - {q: What is it?, expect: [x]}\n", encoding="utf-8")
+    result = run_cli("eval", "--batch", str(broken), str(unreadable), data=shared_data)
+    assert result.returncode == 1 and "no-such-entry" in result.stderr
+    assert f"{unreadable}: cannot read it" in result.stderr and "Traceback" not in result.stderr

@@ -12,7 +12,7 @@ import pytest
 from bot.channels.admin import AdminConsole
 from bot.channels.render import render
 from bot.dialogue import answerability
-from bot.dialogue.engine import ConversationKey, Engine
+from bot.dialogue.engine import ConversationKey, Engine, Turn
 from bot.dialogue.senses import language
 from bot.kb.freshness import judge, needing_review
 from bot.kb.loader import check_knowledge
@@ -85,6 +85,29 @@ def test_a_follow_up_that_changes_the_subject_leaves_the_old_answer(
     assert before.kind == "answer"
     after = engine.reply(key, then)
     assert after.entry_id == entry and after.entry_id != before.entry_id
+
+
+@pytest.mark.parametrize(("first", "then", "entry"), [
+    # No term of the knowledge, a case of the answer just given: it answers again.
+    ("22年医美整治删了多少篇笔记", "账号呢", "yimei-crackdown-2022"),
+    ("直播间最早什么时候能挂淘宝外链", "笔记呢", "external-links-history"),
+])
+def test_a_follow_up_naming_a_case_of_the_last_answer_stays_on_it(
+        engine: Engine, key, first: str, then: str, entry: str) -> None:
+    assert engine.reply(key, first).entry_id == entry
+    assert engine.reply(key, then).entry_id == entry
+
+
+def test_a_follow_up_naming_another_year_or_a_known_gap_leaves_the_last_answer(
+        engine: Engine) -> None:
+    talk = ConversationKey("t", "case", "year")
+    assert engine.reply(talk, "25年医美治理封了多少号").entry_id == "yimei-crackdown-2025"
+    assert engine.reply(talk, "那22年的呢").entry_id == "yimei-crackdown-2022"
+    # The food-licence entry names 保健品 only to say it has nothing on them: a known gap.
+    talk = ConversationKey("t", "case", "gap")
+    assert engine.reply(talk, "卖零食要办什么证").entry_id == "food-licence"
+    reply = engine.reply(talk, "那保健品呢")
+    assert (reply.kind, reply.reason) == ("fallback", "known_gap")
 
 
 def test_a_follow_up_naming_another_term_asks_the_same_of_it(engine: Engine) -> None:
@@ -334,6 +357,34 @@ def test_the_learned_judgement_declines_what_the_best_entry_does_not_cover(
     assert unjudged.reply(key, question).entry_id == "ban-duration"
     assert judged.reply(key, question).reason == "not_covered"
     assert judged.reply(key, "薯条是投流工具吗").entry_id == "shutiao-what"
+    # A long English question scores under the answer threshold on likeness alone; the
+    # judgement, which sees how far ahead its entry is, answers it.
+    question = ("Where did Xiaohongshu rank on the US App Store free chart on Jan 13 during "
+                "the TikTok refugee wave?")
+    top = service.current.index.search(question, top_k=1)[0]
+    assert top.key == "tiktok-refugees" and top.score < Settings().thresholds.answer
+    assert unjudged.reply(key, question).kind == "fallback"
+    assert judged.reply(key, question).entry_id == "tiktok-refugees"
+
+
+def test_the_judgement_sees_a_question_asking_what_its_entry_does_not_hold(
+        engine: Engine, service: KnowledgeService) -> None:
+    snap = service.current
+    missing = answerability.FEATURES.index("aspect_missing")
+
+    def aspect_missing(question: str, key: str) -> float:
+        turn = Turn(ConversationKey("t", "a", question), question, snap, 0, "zh")
+        turn.norm = snap.normalizer(question)
+        hit = snap.index.search(question, {key}, top_k=1)[0]
+        return float(engine.describe(turn, [hit])[missing])
+
+    # The entry on 灵犀 says what it is and how to open it, and names no fee.
+    assert answerability.aspects_asked(snap.normalizer("灵犀要收费吗")) == {"fee"}
+    assert aspect_missing("灵犀要收费吗", "lingxi") == 1.0
+    assert aspect_missing("灵犀在哪开通", "lingxi") == 0.0
+    # A figure in the text counts: the certification entry gives the fee in yuan.
+    assert aspect_missing("蓝V认证要交多少钱", "enterprise-certification-fee") == 0.0
+    assert answerability.aspects_held("审核一般 1–3 天出结果") == {"duration"}
 
 
 def test_answerability_training_and_cross_validation_on_separable_rows() -> None:

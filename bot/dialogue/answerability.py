@@ -3,7 +3,10 @@
 A fused score says how alike a question and an entry are; it cannot tell "卖酒水的店铺保证金是多少"
 (the entry on deposits names no category) from "开店保证金多少" (it answers). The features below
 describe what a reader would check: how alike the two are, how far ahead of the next entry the
-best one is, and how much of what is informative in the question the entry never mentions. A
+best one is, how much of what is informative in the question the entry never mentions, and
+whether the question asks for something (a duration, a fee, a rate, where to apply …) that the
+entry neither is asked for nor holds ("灵犀要收费吗" against the entry on what 灵犀 is and who
+may use it, which names no fee). A
 logistic regression over them is trained on the development set's calibration half
 (`python -m bot eval --train`), its threshold chosen there, and its weights kept in
 `answerability.json` beside this module. Pure functions over arrays; no I/O but loading weights.
@@ -23,11 +26,46 @@ import numpy as np
 
 WEIGHTS = Path(__file__).with_name("answerability.json")
 FEATURES = ("score", "dense", "lexical", "gap", "uncovered", "uncovered_by_questions",
-            "unknown", "number_missing", "length")
+            "unknown", "aspect_missing", "asks_aspect", "length")
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _WORD = re.compile(r"[a-z][a-z0-9']+|\d+(?:\.\d+)?")
-_ASKS_NUMBER = ("多少", "几", "多久", "比例", "费率", "标准", "how much", "how many", "how long")
-_HAS_NUMBER = re.compile(r"\d")
+# What a question may ask for, by the words that ask it (on normalised text), and the signs in
+# an entry's text that it holds such a thing. An entry "has" an aspect when one of its own
+# questions asks for it or its text shows the sign ("1–3 个工作日" is a duration).
+_ASPECTS: dict[str, tuple[str, str | None]] = {
+    "duration": (r"几天|多久|多长时间|几个工作日|多少天|几个月|how long|how many days|when will",
+                 r"\d\s*(?:天|个?工作日|小时|个月|周)|\d\s*(?:days?|hours?|months?|weeks?)\b"),
+    "fee": (r"多少钱|收费|费用|要钱|免费|交钱|几块|价格|年费|\bcost|\bfees?\b|\bfree\b|\bprice|"
+            r"how much|\bcharge", r"\d\s*(?:元|块|万)|免费|不收费|yuan|free of charge"),
+    "rate": (r"几个点|费率|比例|抽成|抽佣|扣点|佣金|分成|percent|%|commission|\brate\b",
+             r"\d\s*%|百分之"),
+    "count": (r"多少个|几个|多少篇|几篇|几次|多少次|多少粉|几个粉|多少人|how many",
+              r"\d\s*(?:个|篇|次|粉|人|条|家)"),
+    # "在哪申请" asks where to apply; "差在哪" asks what the difference is.
+    "procedure": (r"怎么开通|怎么申请|(?:在哪|哪里)(?:里|儿)?(?:申请|开通|设置|找|看|查|弄|"
+                  r"操作|提交|投诉|举报|报名|下载|导出)|入口|怎么弄|怎么操作|怎么设置|怎么用|流程|步骤|"
+                  r"how do i|how to|\bwhere (?:do|can|is|are)\b", None),
+    "penalty": (r"处罚|罚|扣分|扣几分|封号|封禁|限流|违规吗|会被|penal|\bban|punish|throttl", None),
+    "refund": (r"退吗|退款|退回|退不退|能退|refund", None),
+    "eligibility": (r"能不能|可以吗|能吗|条件|门槛|资格|要求|需要.*吗|can i|eligib|require|qualif",
+                    None),
+    "definition": (r"是什么|是啥|指啥|什么意思|啥意思|what is|what's|\bmean", None),
+    "history": (r"哪年|什么时候|最早|以前|之前|历史|当年|when did|history|used to", r"20\d\d"),
+    "expiry": (r"有效期|过期|失效|清零|恢复|\bexpire|\breset\b|recover",
+               r"有效期|过期|清零|恢复|valid for|expire"),
+}
+_ASKS = {k: re.compile(asked) for k, (asked, _) in _ASPECTS.items()}
+_HOLDS = {k: re.compile(held) for k, (_, held) in _ASPECTS.items() if held}
+
+
+def aspects_asked(text: str) -> frozenset[str]:
+    """Return what a normalised question asks for: a duration, a fee, where to apply …"""
+    return frozenset(k for k, pattern in _ASKS.items() if pattern.search(text))
+
+
+def aspects_held(text: str) -> frozenset[str]:
+    """Return the aspects whose sign a normalised entry text shows (a figure in days …)."""
+    return frozenset(k for k, pattern in _HOLDS.items() if pattern.search(text))
 
 
 def terms(text: str) -> set[str]:
@@ -47,7 +85,7 @@ class Vocabulary:
 
     entry_terms: dict[str, frozenset[str]]
     question_terms: dict[str, frozenset[str]]
-    entry_has_number: dict[str, bool]
+    entry_aspects: dict[str, frozenset[str]]
     idf: dict[str, float]
     unknown_idf: float
 
@@ -59,8 +97,8 @@ class Vocabulary:
         df = Counter(t for ts in entry_terms.values() for t in ts)
         n = len(texts)
         idf = {t: math.log((n + 1) / (f + 1)) + 1.0 for t, f in df.items()}
-        numbers = {k: bool(_HAS_NUMBER.search(t)) for k, t in texts.items()}
-        return cls(entry_terms, question_terms, numbers, idf, math.log(n + 1) + 1.0)
+        held = {k: aspects_asked(questions.get(k, "")) | aspects_held(t) for k, t in texts.items()}
+        return cls(entry_terms, question_terms, held, idf, math.log(n + 1) + 1.0)
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unknown_idf)
@@ -79,10 +117,11 @@ def features(query: str, key: str, score: float, dense: float, lexical: float, g
     # A term no entry uses at all is the strongest sign of a question the knowledge lacks.
     unknown = [t for t in missing if t not in vocabulary.idf]
     max_unknown = len(unknown) / (len(asked) or 1)
-    number_missing = float(any(w in query for w in _ASKS_NUMBER)
-                           and not vocabulary.entry_has_number.get(key, False))
+    wanted = aspects_asked(query)
+    held = vocabulary.entry_aspects.get(key, frozenset())
+    aspect_missing = float(bool(wanted) and not wanted & held)
     return np.array([score, dense, lexical, gap, uncovered, by_questions, max_unknown,
-                     number_missing, min(len(query), 120) / 120.0])
+                     aspect_missing, float(bool(wanted)), min(len(query), 120) / 120.0])
 
 
 @dataclass(frozen=True)

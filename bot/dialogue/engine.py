@@ -63,6 +63,9 @@ FOLLOW_UP_FLOOR = 0.15
 # The longest message that finds nothing on its own yet may be read as one more ask about the
 # last answer (see _in_context); a longer one says enough to stand alone.
 CONTEXT_CHARS = 20
+# Right after an answer, a short message whose best entry leads the entry just given by less
+# than this is taken as going on with that entry.
+CONTEXT_TIE = 0.03
 # How far an entry outside an ambiguous term's concept must lead the settled sense's best entry
 # for the term to count as named in passing.
 INCIDENTAL_LEAD = 0.15
@@ -306,7 +309,22 @@ class Engine:
             near = {previous, *snap.kb.entries[previous].related,
                     *(h.key for h in together[:ASPECT_REACH])}
             mixed = [h for h in mixed if h.key in near]
-        return sorted(mixed, key=lambda h: -h.score)[:CANDIDATES]
+        ranked = sorted(mixed, key=lambda h: -h.score)[:CANDIDATES]
+        if (previous and turn.subject and not turn.swapped and ranked
+                and ranked[0].key not in snap.kb.gaps and not years(subject)
+                and not self._names_term(snap, subject)
+                and self._speaks_of(snap, previous, subject)):
+            # "海外单呢" after the days to auto-confirm, "账号呢" after the notes a campaign
+            # removed: a subject that is no term of the knowledge is another case of the answer
+            # just given, when that answer speaks of it. Not so a term (聚光 after 薯条 is another
+            # subject, which the search above finds), another year ("那22年那次呢" is another
+            # campaign), or a case the knowledge knows it cannot answer ("那保健品呢" after a
+            # food licence: licences for other categories are a known gap).
+            mine = next((h for h in mixed if h.key == previous), None)
+            if mine is not None:
+                ranked = [replace(mine, score=max(mine.score, ranked[0].score)),
+                          *(h for h in ranked if h.key != previous)][:CANDIDATES]
+        return ranked
 
     def _leans_on_last(self, turn: Turn) -> bool:
         """Tell whether a very short message right after an answer asks more about it
@@ -320,7 +338,7 @@ class Engine:
             return False
         if contains_any(norm, scope.chitchat) or contains_any(norm, scope.declined):
             return False
-        if any(term in norm for family in scope.term_families for term in family):
+        if self._names_term(turn.snap, norm):
             return False
         alone = replace(turn, norm=norm)
         own = turn.snap.index.search(norm, top_k=2)
@@ -378,6 +396,11 @@ class Engine:
             if old is not None:
                 return last.replace(old, subject)
         return ""
+
+    def _names_term(self, snap: Snapshot, norm: str) -> bool:
+        """Tell whether normalised text names a term of the knowledge or another platform."""
+        return any(term in norm for family in self._scope_of(snap).term_families
+                   for term in family)
 
     def _speaks_of(self, snap: Snapshot, key: str, subject: str) -> bool:
         """Tell whether an entry's text holds most of what is informative in subject."""
@@ -440,6 +463,12 @@ class Engine:
             # "21年那次医美整治" asks about that year's campaign, not a later one's.
             hits = self._steer(hits, {k: YEAR_BONUS if y & named_years else -YEAR_BONUS
                                       for k, y in scope.years.items()})
+        if (len(hits) > 1 and turn.conv.shown and hits[1].key == turn.conv.shown[-1]
+                and len(turn.text) <= CONTEXT_CHARS
+                and hits[0].score - hits[1].score < CONTEXT_TIE):
+            # "具体在APP哪里申请" right after 原创保护 finds 蒲公英's threshold and 原创保护 all but
+            # equally: the conversation breaks the tie.
+            hits = [hits[1], hits[0], *hits[2:]]
         # A known gap that matches better than every entry is a question the knowledge knows
         # it cannot answer ("卖酒水的店铺保证金是多少"): the nearest entry would mislead.
         gap = hits[0] if hits and hits[0].key in snap.kb.gaps else None
@@ -713,7 +742,12 @@ class Engine:
         if not hits:
             return False
         top = hits[0]
-        if top.score < self.settings.thresholds.answer or top.dense <= 0.0:
+        th = self.settings.thresholds
+        # With the judgement, a lower score still reaches it: a long English question scores
+        # low on likeness ("Where did Xiaohongshu rank on the App Store …" 0.33) and may still
+        # be plainly answered, which the judgement, seeing the gap to the next entry, can tell.
+        judged = self.judge is not None or self.trace is not None
+        if top.score < (th.judged if judged else th.answer) or top.dense <= 0.0:
             return False
         if self.judge is None and self.trace is None:
             return True

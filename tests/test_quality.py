@@ -385,6 +385,23 @@ def test_the_judgement_sees_a_question_asking_what_its_entry_does_not_hold(
     # A figure in the text counts: the certification entry gives the fee in yuan.
     assert aspect_missing("蓝V认证要交多少钱", "enterprise-certification-fee") == 0.0
     assert answerability.aspects_held("审核一般 1–3 天出结果") == {"duration"}
+    assert answerability.aspects_held("下架违规笔记 7600 多篇") == {"count"}
+    # Words that look like an ask and are not: a difference, parts, which kinds.
+    assert answerability.aspects_asked("三种店铺差在哪") == frozenset()
+    assert answerability.aspects_asked("新版公约一共多少条,分成了几块") == {"count"}
+    assert answerability.aspects_asked("平台到底认可哪几种获客的路子") == frozenset()
+
+
+def test_a_long_message_the_judgement_trusts_whole_is_not_cut_to_a_clause(
+        engine: Engine, service: KnowledgeService) -> None:
+    text = ("我是做家装设计的，客户全在本地，签单必须线下面谈，所以一直想办法加对方微信，"
+            "之前被警告过一次。现在规则这么严，我就想知道平台到底认可哪几种获客的路子，"
+            "别再让我踩雷了")
+    top = service.current.index.search(text, top_k=1)[0]
+    assert top.score < Settings().thresholds.answer  # under the hand threshold, yet judged
+    turn = Turn(ConversationKey("t", "long", "whole"), text, service.current, 0, "zh")
+    assert engine._focus(turn) == text
+    assert engine.reply(ConversationKey("t", "long", "reply"), text).entry_id == top.key
 
 
 def test_answerability_training_and_cross_validation_on_separable_rows() -> None:

@@ -32,15 +32,19 @@ _WORD = re.compile(r"[a-z][a-z0-9']+|\d+(?:\.\d+)?")
 # What a question may ask for, by the words that ask it (on normalised text), and the signs in
 # an entry's text that it holds such a thing. An entry "has" an aspect when one of its own
 # questions asks for it or its text shows the sign ("1–3 个工作日" is a duration).
+_AMOUNT = r"\d(?:\.\d+)?\s*(?:多|余|几)?\s*(?:万|千|百)?\s*"  # "7600 多篇", "1.2 万元"
 _ASPECTS: dict[str, tuple[str, str | None]] = {
     "duration": (r"几天|多久|多长时间|几个工作日|多少天|几个月|how long|how many days|when will",
-                 r"\d\s*(?:天|个?工作日|小时|个月|周)|\d\s*(?:days?|hours?|months?|weeks?)\b"),
-    "fee": (r"多少钱|收费|费用|要钱|免费|交钱|几块|价格|年费|\bcost|\bfees?\b|\bfree\b|\bprice|"
-            r"how much|\bcharge", r"\d\s*(?:元|块|万)|免费|不收费|yuan|free of charge"),
-    "rate": (r"几个点|费率|比例|抽成|抽佣|扣点|佣金|分成|percent|%|commission|\brate\b",
+                 _AMOUNT + r"(?:天|个?工作日|小时|个多?月|周)|"
+                 r"\d\s*(?:days?|hours?|months?|weeks?)\b"),
+    "fee": (r"多少钱|收费|费用|要钱|免费|交钱|几块钱|价格|年费|\bcost|\bfees?\b|\bfree\b|\bprice|"
+            r"how much|\bcharge", _AMOUNT + r"(?:元|块)|\d\s*万|免费|不收费|yuan|free of charge"),
+    "rate": (r"几个点|费率|比例|抽成|抽佣|扣点|佣金|分成(?:比例|多少)|分几成|能分多少|percent|%|"
+             r"commission|\brate\b",
              r"\d\s*%|百分之"),
-    "count": (r"多少个|几个|多少篇|几篇|几次|多少次|多少粉|几个粉|多少人|how many",
-              r"\d\s*(?:个|篇|次|粉|人|条|家)"),
+    # "多少条" and "几块" (parts) count; "哪几种" asks which ones, "几块钱" a fee.
+    "count": (r"(?:多少|(?<!哪)几)(?:个|篇|次|粉|人|条|家|位|款|种|块(?!钱))|how many",
+              _AMOUNT + r"(?:个|篇|次|粉|人|条|家|位|款)"),
     # "在哪申请" asks where to apply; "差在哪" asks what the difference is.
     "procedure": (r"怎么开通|怎么申请|(?:在哪|哪里)(?:里|儿)?(?:申请|开通|设置|找|看|查|弄|"
                   r"操作|提交|投诉|举报|报名|下载|导出)|入口|怎么弄|怎么操作|怎么设置|怎么用|流程|步骤|"

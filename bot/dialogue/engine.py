@@ -238,11 +238,13 @@ class Engine:
         preferring ones that ask something, or that clause with a neighbour, if it beats the
         whole message."""
         index, normalizer = turn.snap.index, turn.snap.normalizer
-        whole_hits = index.search(turn.text, top_k=1)
+        whole_hits = index.search(turn.text, top_k=2)
         whole = whole_hits[0].score if whole_hits else 0.0
         parts = [(c, normalizer(c)) for c in clauses(turn.text)]
         parts = [(c, norm) for c, norm in parts if norm]
-        if not parts or whole >= self.settings.thresholds.answer:
+        if (not parts or whole >= self.settings.thresholds.answer
+                or self._trusted(replace(turn, norm=normalizer(turn.text)), whole_hits,
+                                 record=False)):
             # The whole message already finds its entry: its story helps, not hurts.
             return turn.text
 

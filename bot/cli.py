@@ -42,7 +42,7 @@ from index.encoders import make_encoder
 from index.search import open_index
 
 if TYPE_CHECKING:
-    from bot.evaluation import Case
+    from bot.evaluation import Case, Evaluation
 
 log = logging.getLogger("bot")
 
@@ -296,10 +296,19 @@ def _load_batches(paths: Sequence[Path], kb: KnowledgeBase) -> list[Case] | None
 
 
 def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
-    """Score the bot and the baselines on the development set, or sweep the thresholds."""
+    """Score the bot and the baselines on the development set, or a batch, or sweep the
+    thresholds, or train the answerability judgement."""
     from bot import evaluation
 
     settings = Settings.from_environment(env)
+    if args.batch:
+        service = make_service(settings)
+        service.start()
+        batch = _load_batches(args.batch, service.current.kb)
+        if batch is None:
+            return 1
+        _print_evaluation(evaluation.evaluate_batch(service, settings, batch), args.json)
+        return 0
     if not Path(args.cases).is_file():
         print(f"{args.cases}: the development set is not here (it lives in the source tree, "
               "tests/eval/); pass --cases FILE", file=sys.stderr)
@@ -313,17 +322,6 @@ def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
         print(f"{args.cases}: {problem}", file=sys.stderr)
     if problems:
         return 1
-    if args.batch:
-        batch = _load_batches(args.batch, service.current.kb)
-        if batch is None:
-            return 1
-        result = evaluation.evaluate_batch(service, settings, batch)
-        if args.json:
-            print(json.dumps({"half": result.half, "systems": {
-                name: asdict(m) for name, m in result.systems.items()}}, ensure_ascii=False))
-        else:
-            print(evaluation.format_report(result))
-        return 0
     if args.train:
         extra = _load_batches([p for p in args.train_cases if p.is_file()],
                               service.current.kb)
@@ -353,13 +351,19 @@ def cmd_eval(env: Environment, args: argparse.Namespace) -> int:
                   f"{m.overall:.3f}  {m.clarify_precision:.2f}/{m.clarify_recall:.2f}  "
                   f"{m.fallback_precision:.2f}/{m.fallback_recall:.2f}")
         return 0
-    result = evaluation.evaluate(service, settings, cases, args.half)
-    if args.json:
+    _print_evaluation(evaluation.evaluate(service, settings, cases, args.half), args.json)
+    return 0
+
+
+def _print_evaluation(result: Evaluation, as_json: bool) -> None:
+    """Print an evaluation as tables, or as one JSON line."""
+    from bot import evaluation
+
+    if as_json:
         print(json.dumps({"half": result.half, "systems": {
             name: asdict(m) for name, m in result.systems.items()}}, ensure_ascii=False))
     else:
         print(evaluation.format_report(result))
-    return 0
 
 
 def cmd_config_check(env: Environment, args: argparse.Namespace) -> int:

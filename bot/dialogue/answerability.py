@@ -6,10 +6,10 @@ describe what a reader would check: how alike the two are, how far ahead of the 
 best one is, how much of what is informative in the question the entry never mentions, and
 whether the question asks for something (a duration, a fee, a rate, where to apply …) that the
 entry neither is asked for nor holds ("灵犀要收费吗" against the entry on what 灵犀 is and who
-may use it, which names no fee). A
-logistic regression over them is trained on the development set's calibration half
-(`python -m bot eval --train`), its threshold chosen there, and its weights kept in
-`answerability.json` beside this module. Pure functions over arrays; no I/O but loading weights.
+may use it, which names no fee). A logistic regression over them is trained on the development
+set's calibration half and the training batches (`python -m bot eval --train`), its threshold
+chosen on the calibration half, and its weights kept in `answerability.json` beside this
+module. Pure functions over arrays; no I/O but loading weights.
 """
 
 from __future__ import annotations

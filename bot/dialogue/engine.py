@@ -236,7 +236,7 @@ class Engine:
     def _focus(self, turn: Turn) -> str:
         """Find the question inside a long message: the clause the knowledge matches best,
         preferring ones that ask something, or that clause with a neighbour, if it beats the
-        whole message."""
+        whole message; the whole stands when it finds a trusted entry on its own."""
         index, normalizer = turn.snap.index, turn.snap.normalizer
         whole_hits = index.search(turn.text, top_k=2)
         whole = whole_hits[0].score if whole_hits else 0.0
@@ -316,12 +316,12 @@ class Engine:
                 and ranked[0].key not in snap.kb.gaps and not years(subject)
                 and not self._names_term(snap, subject)
                 and self._speaks_of(snap, previous, subject)):
-            # "海外单呢" after the days to auto-confirm, "账号呢" after the notes a campaign
-            # removed: a subject that is no term of the knowledge is another case of the answer
-            # just given, when that answer speaks of it. Not so a term (聚光 after 薯条 is another
-            # subject, which the search above finds), another year ("那22年那次呢" is another
-            # campaign), or a case the knowledge knows it cannot answer ("那保健品呢" after a
-            # food licence: licences for other categories are a known gap).
+            # "笔记呢" after when links first went into live rooms, "账号呢" after the notes a
+            # campaign removed: a subject that is no term of the knowledge is another case of
+            # the answer just given, when that answer speaks of it. Not so a term (聚光 after
+            # 薯条 is another subject, which the search above finds), another year ("那22年那次
+            # 呢" is another campaign), or a case the knowledge knows it cannot answer ("那保健品
+            # 呢" after a food licence: licences for other categories are a known gap).
             mine = next((h for h in mixed if h.key == previous), None)
             if mine is not None:
                 ranked = [replace(mine, score=max(mine.score, ranked[0].score)),
@@ -751,7 +751,7 @@ class Engine:
         judged = self.judge is not None or self.trace is not None
         if top.score < (th.judged if judged else th.answer) or top.dense <= 0.0:
             return False
-        if self.judge is None and self.trace is None:
+        if not judged:
             return True
         described = self.describe(turn, hits)
         if self.trace is not None and record:

@@ -729,7 +729,7 @@ class Engine:
                 frozenset(key for key, text in texts.items() if contains_any(text, elsewhere)),
                 Vocabulary.of(texts, asked),
                 frozenset(key for key, text in asked.items() if asks_about_past(text)),
-                {key: years(text) for key, text in asked.items() if years(text)},
+                {key: named for key, text in asked.items() if (named := years(text))},
                 tuple(_longest_first(map(n, family))
                       for family in (kb.known_terms(), kb.other_platforms)))
         return scope
